@@ -1,0 +1,1 @@
+"""Rollout side of tokenq: tokenizers, text tasks and rewards, epsilon-greedy policy, KV-cached rollout."""

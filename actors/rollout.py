@@ -1,0 +1,118 @@
+"""Batched, KV-cached episode generation; the rollout worker that turns it into prioritized replay data.
+
+Plain Python (no ray): the serial driver calls RolloutWorker directly, distributed/ hosts it as a Ray actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from actors.policy import epsilon_greedy
+from actors.tasks import PromptSource, Task
+from actors.tokenizer import EOS, PAD
+from learner.losses import nstep_targets, sequence_priorities
+from learner.model import QNetConfig, QNetwork
+
+
+@dataclass
+class EpisodeBatch:
+    """B finished episodes, padded to the longest. Crosses process boundaries as a dict of numpy arrays."""
+
+    prompts: np.ndarray  # (B, P) int
+    actions: np.ndarray  # (B, T) int, PAD after each episode's end
+    rewards: np.ndarray  # (B, T) float32, 0 after each episode's end
+    lengths: np.ndarray  # (B,) int, tokens generated, EOS included
+    priorities: np.ndarray | None = None  # (B,) actor-side initial priorities
+    q_taken: np.ndarray | None = None  # (B, T) Q(s_t, a_t) of the acting network
+    values: np.ndarray | None = None  # (B, T) max_a Q(s_t, a) of the acting network
+
+    @property
+    def returns(self) -> np.ndarray:
+        return self.rewards.sum(1)
+
+    @property
+    def num_transitions(self) -> int:
+        return int(self.lengths.sum())
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_dict(cls, arrays: dict[str, np.ndarray]) -> EpisodeBatch:
+        return cls(**arrays)
+
+
+@torch.no_grad()
+def generate(
+    net: QNetwork, task: Task, prompts: np.ndarray, epsilon: float | np.ndarray, rng: np.random.Generator
+) -> EpisodeBatch:
+    """Run B episodes at once with the KV-cached decoder and an epsilon-greedy policy."""
+    B, S = len(prompts), task.max_steps
+    device = next(net.parameters()).device
+    q, cache = net.start(torch.as_tensor(prompts, device=device), S)
+    actions = np.full((B, S), PAD, dtype=np.int64)
+    q_taken = np.zeros((B, S), dtype=np.float32)
+    values = np.zeros((B, S), dtype=np.float32)
+    lengths = np.full(B, S, dtype=np.int64)
+    alive = np.ones(B, dtype=bool)
+    for t in range(S):
+        a = epsilon_greedy(q, epsilon, rng)
+        q_np = q.float().cpu().numpy()
+        actions[alive, t] = a[alive]
+        q_taken[alive, t] = q_np[alive, a[alive]]
+        values[alive, t] = q_np[alive].max(1)
+        ended = alive & (a == EOS)
+        lengths[ended] = t + 1
+        alive &= ~ended
+        if not alive.any() or t == S - 1:
+            break
+        q = net.step(torch.as_tensor(actions[:, t], device=device), cache)
+    T = int(lengths.max())
+    actions, q_taken, values = actions[:, :T], q_taken[:, :T], values[:, :T]
+    rewards = task.episode_rewards(prompts, actions, lengths)
+    return EpisodeBatch(prompts, actions, rewards, lengths, q_taken=q_taken, values=values)
+
+
+def initial_priorities(batch: EpisodeBatch, gamma: float, n_step: int) -> np.ndarray:
+    """Ape-X actor-side priorities from the acting network's own Q-values: |n-step target - Q(s_t, a_t)|."""
+    lengths = torch.as_tensor(batch.lengths)
+    y_t = nstep_targets(torch.as_tensor(batch.rewards), torch.as_tensor(batch.values), lengths, gamma, n_step)
+    td_t = y_t - torch.as_tensor(batch.q_taken)
+    return sequence_priorities(td_t, lengths).numpy()
+
+
+class RolloutWorker:
+    """Generates batches of episodes with its own copy of the Q-network and a fixed epsilon."""
+
+    def __init__(
+        self,
+        task: Task,
+        net_cfg: QNetConfig,
+        prompts: PromptSource,
+        epsilon: float,
+        batch_size: int,
+        gamma: float,
+        n_step: int,
+        seed: int,
+    ):
+        self.task, self.prompts = task, prompts
+        self.epsilon, self.batch_size, self.gamma, self.n_step = epsilon, batch_size, gamma, n_step
+        self.rng = np.random.default_rng(seed)
+        self.net = QNetwork(net_cfg).eval()
+        self.weights_version = -1
+        self.env_steps = 0
+        self.episodes = 0
+
+    def set_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> None:
+        self.net.load_state_dict(state_dict)
+        self.weights_version = version
+
+    def rollout(self) -> EpisodeBatch:
+        batch = generate(self.net, self.task, self.prompts.sample(self.batch_size), self.epsilon, self.rng)
+        batch.priorities = initial_priorities(batch, self.gamma, self.n_step)
+        self.env_steps += batch.num_transitions
+        self.episodes += len(batch.lengths)
+        return batch

@@ -1,0 +1,100 @@
+"""The `tokenq` command: train, eval, bench. Errors users can fix are one sentence and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from actors.tasks import TaskError
+from distributed.config import ConfigError
+from learner.checkpoint import CheckpointError
+
+log = logging.getLogger("tokenq")
+USER_ERRORS = (ConfigError, TaskError, CheckpointError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tokenq", description="Token-level Q-learning for language models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a Q-network on a task")
+    t.add_argument(
+        "--config", default="reverse", help="a preset (reverse, copy, sort, add, tiny, article) or a YAML file"
+    )
+    t.add_argument(
+        "--mode", choices=["serial"], default="serial", help="serial: actor, replay and learner in this process"
+    )
+    t.add_argument(
+        "--run-dir", type=Path, default=None, help="where checkpoints and summaries go (default runs/NAME-TIME)"
+    )
+    t.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
+
+    e = sub.add_parser("eval", help="greedy evaluation of a run's latest checkpoint on held-out prompts")
+    e.add_argument("--run-dir", type=Path, required=True)
+    e.add_argument("--prompts", type=int, default=None, help="held-out prompts (default: the run's task.eval_prompts)")
+    e.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file (default: the newest in the run)")
+
+    b = sub.add_parser("bench", help="measure rollout and learner throughput; prints figures")
+    b.add_argument("--quick", action="store_true", help="fewer repetitions")
+    b.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
+    return p
+
+
+def cmd_train(args) -> int:
+    from distributed.components import build_spec
+    from distributed.config import load_config
+    from distributed.serial import train_serial
+
+    cfg = load_config(args.config, args.overrides)
+    spec = build_spec(cfg)
+    name = Path(args.config).stem
+    run_dir = args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    log.info("tokenq train: config %s, mode %s, run dir %s", args.config, args.mode, run_dir)
+    summary = train_serial(cfg, run_dir, name, spec)
+    ev = summary["eval"]
+    print(
+        f"done: {summary['learner_updates']} updates, {summary['env_steps']} env steps in "
+        f"{summary['train_time_s']:.1f}s training; held-out greedy success {ev['success_rate']}, "
+        f"mean return {ev['mean_return']:.3f} (optimal {ev['optimal_mean_return']}); "
+        f"time_to_target_s {summary['time_to_target_s']}; summary in {run_dir / 'summary.json'}"
+    )
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from distributed.evaluate_run import evaluate_run
+
+    result = evaluate_run(args.run_dir, args.prompts, args.checkpoint)
+    keys = ("success_rate", "mean_return", "optimal_mean_return", "q_star_max_abs_error", "q_star_mean_abs_error")
+    print(json.dumps({k: result[k] for k in keys}))
+    for s in result["samples"]:
+        print(f"  {s['prompt']!r} -> {s['generation']!r}  return {s['return']}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from distributed.bench import run_bench
+
+    run_bench(quick=args.quick, out=args.out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench}[args.command](args)
+    except USER_ERRORS as err:
+        print(f"tokenq: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tokenq: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""What both drivers build from a Config: the task, the resolved network shape, held-out prompts, exact Q*,
+and the bookkeeping every run shares (timers, the target clock, run-directory files)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from actors.tasks import Task, TaskError, heldout_prompts, make_task
+from distributed.config import Config, ConfigError
+from learner.model import QNetConfig
+from learner.tabular import State, q_star
+
+log = logging.getLogger("tokenq")
+
+
+@dataclass
+class RunSpec:
+    cfg: Config
+    task: Task
+    net_cfg: QNetConfig
+    heldout: np.ndarray  # (N, P) evaluation prompts, never trained on
+    q_star: dict[State, np.ndarray] | None
+
+
+def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
+    """model.* with vocab_size / max_prompt_len / max_gen_len = 0 taken from the task, checked against it."""
+    m = dataclasses.replace(cfg.model)
+    m.vocab_size = m.vocab_size or task.vocab_size
+    m.max_prompt_len = m.max_prompt_len or task.prompt_len
+    m.max_gen_len = m.max_gen_len or task.max_steps
+    if m.vocab_size < task.vocab_size:
+        raise ConfigError(
+            f"model.vocab_size ({m.vocab_size}) is smaller than task {task.name}'s vocabulary ({task.vocab_size})"
+        )
+    if m.max_prompt_len < task.prompt_len:
+        raise ConfigError(
+            f"model.max_prompt_len ({m.max_prompt_len}) is shorter than task {task.name}'s prompts ({task.prompt_len})"
+        )
+    if m.max_gen_len < task.max_steps:
+        raise ConfigError(
+            f"model.max_gen_len ({m.max_gen_len}) is shorter than task {task.name}'s episodes ({task.max_steps})"
+        )
+    return m
+
+
+def build_spec(cfg: Config) -> RunSpec:
+    try:
+        task = make_task(cfg.task.name, cfg.task.prompt_len)
+    except TaskError as err:
+        raise ConfigError(str(err)) from None
+    net_cfg = resolve_net_config(cfg, task)
+    heldout = heldout_prompts(task, cfg.task.eval_prompts, cfg.task.eval_seed)
+    table = q_star(task, cfg.learner.gamma) if task.enumerable else None
+    return RunSpec(cfg, task, net_cfg, heldout, table)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomic: a reader never sees half a file."""
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class PhaseTimer:
+    """Wall time per named driver phase (RLlib-style), and the training clock that excludes evaluation."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.start = time.perf_counter()
+        self.excluded = 0.0
+
+    @contextmanager
+    def phase(self, name: str, exclude_from_training: bool = False):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.totals[name] = self.totals.get(name, 0.0) + dt
+            if exclude_from_training:
+                self.excluded += dt
+
+    @property
+    def wall_s(self) -> float:
+        return time.perf_counter() - self.start
+
+    @property
+    def train_s(self) -> float:
+        return self.wall_s - self.excluded
+
+
+@dataclass
+class EvalTracker:
+    """Records greedy evaluations and the training time at which success first reached the target."""
+
+    target: float
+    time_to_target_s: float | None = None
+    updates_to_target: int | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def record(self, result: dict, train_s: float, updates: int) -> bool:
+        self.history.append(
+            {
+                "train_s": round(train_s, 3),
+                "updates": updates,
+                "success_rate": result["success_rate"],
+                "mean_return": result["mean_return"],
+            }
+        )
+        reached = result["success_rate"] is not None and result["success_rate"] >= self.target
+        if reached and self.time_to_target_s is None:
+            self.time_to_target_s, self.updates_to_target = round(train_s, 3), updates
+        return reached

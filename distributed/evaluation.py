@@ -1,0 +1,57 @@
+"""Greedy evaluation on held-out prompts, and the distance to exact Q* on enumerable tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from actors.rollout import generate
+from actors.tasks import Task
+from learner.model import QNetwork
+from learner.tabular import State
+
+
+def greedy_eval(net: QNetwork, task: Task, prompts: np.ndarray, num_samples: int = 4) -> dict:
+    """Greedy decoding of every prompt: success rate, mean return, the optimum where known, a few samples."""
+    was_training = net.training
+    net.eval()
+    batch = generate(net, task, prompts, 0.0, np.random.default_rng(0))
+    net.train(was_training)
+    success = task.success(prompts, batch.actions, batch.lengths)
+    optimal = task.optimal_return(prompts)
+    tok = task.tokenizer
+    samples = [
+        {
+            "prompt": tok.decode(prompts[i]),
+            "generation": tok.decode(batch.actions[i, : batch.lengths[i]], skip_special=False),
+            "return": float(batch.returns[i]),
+            "values": [round(float(v), 3) for v in batch.values[i, : batch.lengths[i]]],
+            "q_taken": [round(float(v), 3) for v in batch.q_taken[i, : batch.lengths[i]]],
+        }
+        for i in range(min(num_samples, len(prompts)))
+    ]
+    return {
+        "num_prompts": int(len(prompts)),
+        "success_rate": None if success is None else float(success.mean()),
+        "mean_return": float(batch.returns.mean()),
+        "optimal_mean_return": None if optimal is None else float(optimal.mean()),
+        "mean_length": float(batch.lengths.mean()),
+        "samples": samples,
+    }
+
+
+@torch.no_grad()
+def q_star_errors(net: QNetwork, table: dict[State, np.ndarray]) -> tuple[float, float]:
+    """(max, mean) of |Q(s, a) - Q*(s, a)| over every state and action, states batched by prefix length."""
+    by_len: dict[int, list[tuple[bytes, tuple[int, ...]]]] = {}
+    for key in table:
+        by_len.setdefault(len(key[1]), []).append(key)
+    device = next(net.parameters()).device
+    errors = []
+    for t, keys in by_len.items():
+        prompts = torch.as_tensor(np.stack([np.frombuffer(k[0], dtype=np.int64) for k in keys]), device=device)
+        prefixes = torch.as_tensor(np.array([k[1] for k in keys], dtype=np.int64).reshape(len(keys), t), device=device)
+        q = net(prompts, prefixes)[:, t].float().cpu().numpy()  # (N, V) Q(s_t, .)
+        errors.append(np.abs(q - np.stack([table[k] for k in keys])).ravel())
+    err = np.concatenate(errors)
+    return float(err.max()), float(err.mean())

@@ -1,0 +1,24 @@
+"""Two ways to bring your own task: `tokenq train task.name=examples.user_task:echo_first` (a reward function)
+or `task.name=examples.user_task:Palindrome` (a Task subclass). Run from the repository root so that
+`examples` is importable, or put the module anywhere on PYTHONPATH."""
+
+import numpy as np
+
+from actors.tasks import TargetTask, _LetterTask
+
+
+def echo_first(prompt: str, generated: str) -> float:
+    """Called after every token with the text so far: +1 when the newest token repeats the prompt's first letter."""
+    return 1.0 if generated[-1:] == prompt[:1] else 0.0
+
+
+class Palindrome(_LetterTask, TargetTask):
+    """Answer: the prompt followed by its reverse, then EOS (a Task subclass with exact success)."""
+
+    name = "palindrome"
+
+    def __init__(self, prompt_len: int = 3):
+        super().__init__(prompt_len, "abcd", extra_steps=prompt_len + 2)
+
+    def answers(self, prompts: np.ndarray) -> list[list[int]]:
+        return [row.tolist() + row[::-1].tolist() for row in prompts]

@@ -1,0 +1,76 @@
+"""The Double-DQN target and loss over whole sequences. Pure: no distributed or logging dependencies.
+
+For an episode of length L with rewards r_0..r_{L-1} (s_L is terminal: EOS or the step limit):
+    y_t = sum_{k<n, t+k<L} gamma^k r_{t+k} + gamma^n Q_target(s_{t+n}, argmax_a Q_online(s_{t+n}, a)) [t+n < L]
+(van Hasselt et al. 2016, with the n-step return of Hessel et al. 2018).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+
+def valid_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """(B, T) True where step t < length."""
+    return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def nstep_targets(r_t: torch.Tensor, v_t: torch.Tensor, lengths: torch.Tensor, gamma: float, n: int) -> torch.Tensor:
+    """n-step targets y_t (B, T) from rewards r_t (B, T) and bootstrap values v_t = V(s_t) (B, T).
+
+    Values at or past the episode's length are ignored (terminal), as are rewards past it.
+    """
+    T = r_t.shape[1]
+    mask = valid_mask(lengths, T)
+    r_t = r_t * mask
+    v_t = v_t * mask
+    y_t = torch.zeros_like(r_t)
+    for k in range(min(n, T)):
+        y_t[:, : T - k] += gamma**k * r_t[:, k:]
+    if n < T:
+        y_t[:, : T - n] += gamma**n * v_t[:, n:]
+    return y_t * mask
+
+
+def sequence_priorities(td_t: torch.Tensor, lengths: torch.Tensor, eta: float = 0.9) -> torch.Tensor:
+    """Per-sequence priority eta * max|td| + (1 - eta) * mean|td| over valid steps (R2D2, Kapturowski et al. 2019)."""
+    abs_td = td_t.abs() * valid_mask(lengths, td_t.shape[1])
+    return eta * abs_td.max(1).values + (1 - eta) * abs_td.sum(1) / lengths.clamp(min=1)
+
+
+class LossOutput(NamedTuple):
+    loss: torch.Tensor  # scalar
+    td_t: torch.Tensor  # (B, T) y_t - Q_online(s_t, a_t), zero past the episode's end
+    q_taken_t: torch.Tensor  # (B, T) Q_online(s_t, a_t)
+    v_online_t: torch.Tensor  # (B, T) max_a Q_online(s_t, a)
+
+
+def double_dqn_loss(
+    q_online_t: torch.Tensor,
+    q_target_t: torch.Tensor,
+    a_t: torch.Tensor,
+    r_t: torch.Tensor,
+    lengths: torch.Tensor,
+    weights: torch.Tensor,
+    gamma: float,
+    n_step: int,
+    huber_delta: float = 1.0,
+) -> LossOutput:
+    """Importance-weighted Huber loss of n-step Double-DQN targets over every valid step of every sequence.
+
+    q_online_t, q_target_t: (B, T, V) Q(s_t, .) for t = 0..T-1 from one forward pass each; a_t, r_t: (B, T);
+    lengths: (B,); weights: (B,) importance weights of the sampled sequences.
+    """
+    mask = valid_mask(lengths, a_t.shape[1])
+    q_taken_t = q_online_t.gather(-1, a_t[..., None]).squeeze(-1)
+    with torch.no_grad():
+        a_star_t = q_online_t.argmax(-1, keepdim=True)
+        q_boot_t = q_target_t.gather(-1, a_star_t).squeeze(-1)
+        y_t = nstep_targets(r_t, q_boot_t.float(), lengths, gamma, n_step)
+    td_t = (y_t - q_taken_t.float()) * mask
+    per_step = F.huber_loss(q_taken_t.float(), y_t, reduction="none", delta=huber_delta)
+    loss = (per_step * mask * weights[:, None]).sum() / mask.sum().clamp(min=1)
+    return LossOutput(loss, td_t.detach(), q_taken_t.detach(), q_online_t.detach().max(-1).values)

@@ -1,0 +1,84 @@
+"""References for the neural learner on enumerable tasks: exact Q* by backward induction, and tabular Q-learning.
+
+A state is (prompt, prefix): the prompt's token ids and the tokens generated so far (no EOS among them).
+Pure: imports neither ray nor torch.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from actors.tasks import Task
+from actors.tokenizer import EOS
+
+State = tuple[bytes, tuple[int, ...]]
+
+
+def _reward(task: Task, prompt: np.ndarray, prefix: tuple[int, ...], action: int) -> float:
+    actions = np.array([list(prefix) + [action]], dtype=np.int64)
+    return float(task.rewards(prompt[None], actions, len(prefix))[0])
+
+
+def _terminal(task: Task, prefix: tuple[int, ...], action: int) -> bool:
+    return action == EOS or len(prefix) + 1 >= task.max_steps
+
+
+def enumerate_states(task: Task) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+    """Every non-terminal state of an enumerable task, shortest prefixes first."""
+    non_eos = [a for a in range(task.vocab_size) if a != EOS]
+    states = []
+    for t in range(task.max_steps):
+        for prompt in task.all_prompts():
+            for prefix in itertools.product(non_eos, repeat=t):
+                states.append((prompt, prefix))
+    return states
+
+
+def q_star(task: Task, gamma: float) -> dict[State, np.ndarray]:
+    """Q*(s, .) for every state, by backward induction from the longest prefixes:
+    Q*(s, a) = r(s, a) + gamma * max_a' Q*(s', a') for non-terminal s', else r(s, a)."""
+    if not task.enumerable:
+        raise ValueError(f"task {task.name!r} is too large to enumerate every state")
+    table: dict[State, np.ndarray] = {}
+    for prompt, prefix in reversed(enumerate_states(task)):
+        q = np.zeros(task.vocab_size)
+        for a in range(task.vocab_size):
+            q[a] = _reward(task, prompt, prefix, a)
+            if not _terminal(task, prefix, a):
+                q[a] += gamma * table[(prompt.tobytes(), prefix + (a,))].max()
+        table[(prompt.tobytes(), prefix)] = q
+    return table
+
+
+def tabular_q_learning(
+    task: Task, gamma: float, episodes: int, alpha: float = 0.5, epsilon: float = 0.5, seed: int = 0
+) -> dict[State, np.ndarray]:
+    """The article's rule Q(s,a) <- Q(s,a) + alpha [r + gamma max_a' Q(s',a') - Q(s,a)], epsilon-greedy."""
+    rng = np.random.default_rng(seed)
+    table: dict[State, np.ndarray] = {}
+
+    def q_of(prompt: np.ndarray, prefix: tuple[int, ...]) -> np.ndarray:
+        return table.setdefault((prompt.tobytes(), prefix), np.zeros(task.vocab_size))
+
+    for _ in range(episodes):
+        prompt = task.sample_prompts(rng, 1)[0]
+        prefix: tuple[int, ...] = ()
+        while True:
+            q = q_of(prompt, prefix)
+            a = int(rng.integers(task.vocab_size)) if rng.random() < epsilon else int(q.argmax())
+            r = _reward(task, prompt, prefix, a)
+            done = _terminal(task, prefix, a)
+            target = r if done else r + gamma * q_of(prompt, prefix + (a,)).max()
+            q[a] += alpha * (target - q[a])
+            if done:
+                break
+            prefix = prefix + (a,)
+    return table
+
+
+def max_abs_error(table: dict[State, np.ndarray], reference: dict[State, np.ndarray]) -> float:
+    """max over every reference state and action of |Q - Q*| (unvisited states count as Q = 0)."""
+    zeros = np.zeros_like(next(iter(reference.values())))
+    return max(float(np.abs(table.get(s, zeros) - q).max()) for s, q in reference.items())

@@ -1,0 +1,20 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+# examples/ is importable as user code is: from the working directory / PYTHONPATH.
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("PYTHONPATH", str(REPO))
+torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from learner.model import QNetConfig, QNetwork
+
+
+@pytest.mark.parametrize("arch", ["encdec", "decoder"])
+@pytest.mark.parametrize("dueling", [False, True])
+def test_kv_cached_q_values_equal_full_forward(arch, dueling):
+    torch.manual_seed(0)
+    net = QNetwork(QNetConfig(arch=arch, dueling=dueling, n_layers=2, n_enc_layers=2, max_gen_len=10)).eval()
+    prompts = torch.randint(4, 12, (5, 6))
+    actions = torch.randint(0, 12, (5, 9))
+    full = net(prompts, actions)  # (5, 10, 12)
+    q, cache = net.start(prompts, 9)
+    steps = [q] + [net.step(actions[:, t], cache) for t in range(9)]
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=0)
+
+
+def test_dueling_head_is_value_plus_centred_advantage():
+    torch.manual_seed(0)
+    net = QNetwork(QNetConfig(dueling=True))
+    prompts, actions = torch.randint(4, 12, (3, 6)), torch.randint(0, 12, (3, 4))
+    q = net(prompts, actions)
+    assert q.shape == (3, 5, 12)
+    # mean_a Q(s, a) = V(s) exactly, because the advantage is centred
+    with torch.no_grad():
+        tokens = net._decoder_input(prompts, actions)
+        x = net.tok_emb(tokens) + net.dec_pos(torch.arange(tokens.shape[1]))
+        for block, mkv in zip(net.decoder, net._encode(prompts), strict=False):
+            x = block(x, memory_kv=mkv)
+        v = net.value_head(net.ln_f(x)).squeeze(-1)
+    torch.testing.assert_close(q.mean(-1), v, atol=1e-5, rtol=0)
+
+
+def test_article_preset_shape():
+    from actors.tasks import make_task
+    from distributed.components import resolve_net_config
+    from distributed.config import load_config
+
+    cfg = resolve_net_config(load_config("article"), make_task("reverse"))
+    assert (cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.max_gen_len) == (10_000, 256, 8, 6, 100)
+    assert cfg.arch == "encdec"

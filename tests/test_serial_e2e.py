@@ -1,0 +1,45 @@
+"""End-to-end serial runs on tiny budgets, checked against ground truth."""
+
+import json
+
+import pytest
+import torch
+
+from distributed.config import load_config
+from distributed.evaluate_run import evaluate_run
+from distributed.serial import train_serial
+from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+
+
+def test_tiny_learns_q_star(tmp_path):
+    cfg = load_config("tiny", ["train.total_updates=1000"])
+    summary = train_serial(cfg, tmp_path, "tiny")
+    assert summary["eval"]["q_star_max_abs_error"] <= 0.05
+    assert summary["eval"]["success_rate"] == 1.0
+    assert json.loads((tmp_path / "summary.json").read_text())["learner_updates"] == 1000
+
+
+def test_reverse_reaches_target_and_eval_reloads_it(tmp_path):
+    cfg = load_config("reverse", ["train.stop_at_target=true", "train.eval_every=50", "train.max_seconds=60"])
+    summary = train_serial(cfg, tmp_path, "reverse")
+    for key in ("env_steps", "learner_updates", "transitions_trained", "wall_time_s", "time_to_target_s"):
+        assert summary[key] is not None, key
+    assert summary["eval"]["success_rate"] >= 0.95
+    assert summary["eval"]["optimal_mean_return"] == 7.0
+    assert summary["eval"]["q_star_max_abs_error"] is None
+    result = evaluate_run(tmp_path, num_prompts=200)
+    assert result["success_rate"] >= 0.95 and result["num_prompts"] == 200
+    assert (tmp_path / "eval.json").exists()
+
+
+def test_checkpoint_round_trip_and_truncation(tmp_path):
+    cfg = load_config("reverse", ["train.total_updates=20", "replay.learning_starts=32", "train.checkpoint_every=10"])
+    train_serial(cfg, tmp_path, "reverse")
+    path = latest_checkpoint(tmp_path / "checkpoints")
+    state = load_checkpoint(path)
+    assert state["learner"]["updates"] == 20 and state["config"]["task"]["name"] == "reverse"
+    assert isinstance(state["learner"]["online"]["head.weight"], torch.Tensor)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated.pt is corrupted or truncated"):
+        load_checkpoint(truncated)
