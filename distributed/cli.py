@@ -26,8 +26,13 @@ def _parser() -> argparse.ArgumentParser:
         "--config", default="reverse", help="a preset (reverse, copy, sort, add, tiny, article) or a YAML file"
     )
     t.add_argument(
-        "--mode", choices=["serial"], default="serial", help="serial: actor, replay and learner in this process"
+        "--mode",
+        choices=["local", "serial"],
+        default="local",
+        help="local: Ape-X on Ray, each actor its own process (joins a cluster when --address or RAY_ADDRESS is "
+        "set); serial: actor, replay and learner in this process",
     )
+    t.add_argument("--address", default=None, help="a Ray cluster to join (default: RAY_ADDRESS, else start one)")
     t.add_argument(
         "--run-dir", type=Path, default=None, help="where checkpoints and summaries go (default runs/NAME-TIME)"
     )
@@ -54,7 +59,12 @@ def cmd_train(args) -> int:
     name = Path(args.config).stem
     run_dir = args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     log.info("tokenq train: config %s, mode %s, run dir %s", args.config, args.mode, run_dir)
-    summary = train_serial(cfg, run_dir, name, spec)
+    if args.mode == "serial":
+        summary = train_serial(cfg, run_dir, name, spec)
+    else:
+        from distributed.ray_driver import train_distributed
+
+        summary = train_distributed(cfg, run_dir, name, spec, args.address)
     ev = summary["eval"]
     print(
         f"done: {summary['learner_updates']} updates, {summary['env_steps']} env steps in "

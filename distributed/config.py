@@ -37,6 +37,10 @@ class ActorConfig:
     epsilon: float = 0.4  # Ape-X base epsilon: actor i of N uses eps^(1 + alpha i / (N - 1))
     epsilon_alpha: float = 7.0
     torch_threads: int = 1  # per actor process
+    batches_per_call: int = 4  # rollout batches per driver call of a Ray actor
+    max_pushes_in_flight: int = 4  # unacknowledged replay inserts per actor before it waits
+    pull_every: int = 1  # rollout batches between weight-store checks
+    num_cpus: float = 1.0  # Ray CPU resource per actor
 
 
 @dataclass
@@ -48,6 +52,7 @@ class ReplayConfig:
     priority_eps: float = 1e-3
     learning_starts: int = 256  # episodes stored before the first update
     samples_per_insert: float = 4.0  # transitions trained per transition inserted (Reverb's rate limiter)
+    prefetch: int = 2  # sample requests the learner keeps in flight per shard
 
 
 @dataclass
@@ -253,6 +258,10 @@ def validate(cfg: Config) -> None:
         "model.n_layers",
         "model.mlp_ratio",
         "actors.torch_threads",
+        "actors.batches_per_call",
+        "actors.max_pushes_in_flight",
+        "actors.pull_every",
+        "replay.prefetch",
     ]
     for key in at_least_one:
         section, name = key.split(".")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from distributed.components import build_spec, write_json
 from distributed.config import ConfigError, config_from_dict
-from distributed.serial import full_eval
+from distributed.recorder import full_eval
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from learner.model import QNetwork
 

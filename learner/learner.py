@@ -52,7 +52,7 @@ class Learner:
         )
 
     def _tensor(self, x: np.ndarray, dtype=None) -> torch.Tensor:
-        return torch.as_tensor(x, dtype=dtype).to(self.device, non_blocking=True)
+        return torch.tensor(x, dtype=dtype).to(self.device, non_blocking=True)  # a copy: Ray's arrays are read-only
 
     def update(self, batch) -> tuple[dict[str, float], np.ndarray]:
         """One Double-DQN update on a SampledBatch; returns metrics and new per-sequence priorities (B,)."""
