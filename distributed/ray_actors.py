@@ -37,6 +37,19 @@ def _to_cpu(obj):
     return obj
 
 
+def actor_names(run_id: str, num_shards: int) -> dict:
+    return {
+        "namespace": "tokenq",
+        "store": f"{run_id}-weights",
+        "shards": [f"{run_id}-shard-{i}" for i in range(num_shards)],
+    }
+
+
+def lookup(names: dict) -> tuple:
+    get = lambda name: ray.get_actor(name, namespace=names["namespace"])  # noqa: E731
+    return get(names["store"]), [get(n) for n in names["shards"]]
+
+
 def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
@@ -71,7 +84,7 @@ class RolloutActor:
     """Generates episodes with its own epsilon, pushes them to the shards round-robin with a bounded number of
     inserts in flight, and pulls newer weights from the store on its schedule."""
 
-    def __init__(self, config: dict, index: int, epsilon: float, store, shards: list, seed: int):
+    def __init__(self, config: dict, index: int, epsilon: float, names: dict, seed: int):
         cfg = config_from_dict(config)
         torch.set_num_threads(cfg.actors.torch_threads)
         task = make_task(cfg.task.name, cfg.task.prompt_len)
@@ -86,6 +99,9 @@ class RolloutActor:
             cfg.learner.n_step,
             seed + 1,
         )
+        # Looked up by name, not passed as handles: constructor arguments stay plain values, so a restarted actor
+        # is rebuilt from them alone.
+        store, shards = lookup(names)
         self.cfg, self.index, self.store, self.shards = cfg, index, store, shards
         self.next_shard = index % len(shards)
         self.in_flight: list = []

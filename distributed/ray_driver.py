@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 
 import ray
@@ -20,7 +21,7 @@ from actors.policy import ape_x_epsilons
 from distributed import metrics as M
 from distributed.components import RunSpec
 from distributed.config import Config
-from distributed.ray_actors import LearnerActor, ReplayShardActor, RolloutActor, WeightStoreActor
+from distributed.ray_actors import LearnerActor, ReplayShardActor, RolloutActor, WeightStoreActor, actor_names
 from distributed.recorder import RunRecorder
 from distributed.serial import beta_at, checkpoint_state, learner_scalars
 from learner.model import QNetwork
@@ -57,9 +58,11 @@ class ApeXRun:
         self.cfg, config = cfg, cfg.to_dict()
         task, seed = spec.task, cfg.train.seed
         per_shard = cfg.replay.capacity // cfg.replay.num_shards
-        self.store = WeightStoreActor.remote()
+        self.names = actor_names(f"run-{uuid.uuid4().hex[:8]}", cfg.replay.num_shards)
+        ns = self.names["namespace"]
+        self.store = WeightStoreActor.options(name=self.names["store"], namespace=ns).remote()
         self.shards = [
-            ReplayShardActor.remote(
+            ReplayShardActor.options(name=self.names["shards"][i], namespace=ns).remote(
                 per_shard, task.prompt_len, task.max_steps, cfg.replay.alpha, seed + 100 + i, cfg.replay.priority_eps
             )
             for i in range(cfg.replay.num_shards)
@@ -76,7 +79,7 @@ class ApeXRun:
     def _make_actor(self, i: int):
         # Ray restarts a dead actor process (its constructor runs again and pulls the newest weights).
         return RolloutActor.options(num_cpus=self.cfg.actors.num_cpus, max_restarts=-1).remote(
-            self.cfg.to_dict(), i, self.epsilons[i], self.store, self.shards, self.cfg.train.seed + 1000 * (i + 1)
+            self.cfg.to_dict(), i, self.epsilons[i], self.names, self.cfg.train.seed + 1000 * (i + 1)
         )
 
     def wait_ready(self) -> dict:
@@ -190,12 +193,12 @@ def _drive(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, run: Ape
         rec.progress(
             env_steps,
             updates,
-            {
+            lambda: {
                 **learner_scalars(metrics),
                 M.EPSILON: epsilon_mean,
                 M.UPDATES_PER_S: updates / train_s,
                 M.TRANSITIONS_PER_S: trained / train_s,
-                M.REPLAY_SIZE: min(env_steps, cfg.replay.capacity * spec.task.max_steps),
+                M.REPLAY_SIZE: sum(st["size_transitions"] for st in ray.get([sh.stats.remote() for sh in run.shards])),
                 M.SAMPLES_PER_INSERT: trained / max(inserted_after_start, 1),
                 M.WEIGHTS_VERSION: updates,
                 M.ACTOR_LAG: updates - min(versions.values()) if versions else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,11 @@ class RunRecorder:
         with self.timer.phase("checkpoint", exclude_from_training=True):
             return save_checkpoint(self.run_dir / "checkpoints", updates, state, self.spec.cfg.train.keep_checkpoints)
 
-    def progress(self, env_steps: int, updates: int, scalars: dict[str, float | None], force: bool = False) -> None:
-        """Every train.log_every_s: one progress line on the terminal and a TensorBoard point per tag."""
+    def progress(
+        self, env_steps: int, updates: int, scalars: Callable[[], dict[str, float | None]], force: bool = False
+    ) -> None:
+        """Every train.log_every_s: one progress line on the terminal and a TensorBoard point per tag; `scalars`
+        is only called then."""
         now = time.perf_counter()
         if not force and now < self.next_log:
             return
@@ -74,7 +78,7 @@ class RunRecorder:
         values = {
             M.EPISODIC_RETURN: float(np.mean(self.recent_returns)) if self.recent_returns else None,
             M.SPS: env_steps / train_s,
-            **scalars,
+            **scalars(),
         }
         values.update({M.TIMERS + name: total for name, total in self.timer.totals.items()})
         self.writer.scalars(values, env_steps)
@@ -86,6 +90,7 @@ class RunRecorder:
         final = full_eval(self.spec, net)
         self.tracker.record(final, train_s, counts["learner_updates"])
         self.writer.greedy_samples(final["samples"], counts["env_steps"])
+        self.writer.scalars({M.TIMERS + name: total for name, total in self.timer.totals.items()}, counts["env_steps"])
         summary = {
             "mode": self.mode,
             "config": self.config_name,

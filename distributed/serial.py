@@ -99,7 +99,7 @@ def train_serial(cfg: Config, run_dir: Path, config_name: str = "", spec: RunSpe
         rec.progress(
             worker.env_steps,
             learner.updates,
-            {
+            lambda: {
                 **learner_scalars(metrics),
                 M.EPSILON: worker.epsilon,
                 M.UPDATES_PER_S: learner.updates / max(timer.train_s, 1e-9),

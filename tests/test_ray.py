@@ -1,0 +1,117 @@
+"""Ray-hosted components and an end-to-end local multi-process run. Ray starts once per test session."""
+
+import numpy as np
+import pytest
+
+from distributed.weights import WeightStore
+
+
+def test_weight_store_never_goes_back():
+    store = WeightStore()
+    assert store.latest(-1) is None
+    assert store.publish(5, "w5")
+    assert not store.publish(3, "w3")  # an older version is ignored
+    assert not store.publish(5, "again")
+    assert store.latest(-1) == (5, "w5")
+    assert store.latest(5) is None  # an actor that has 5 is never handed 5 or older
+    assert store.latest(7) is None
+    store.publish(9, "w9")
+    assert store.latest(5) == (9, "w9")
+
+
+def test_weight_store_actor_hands_out_object_refs(ray_local):
+    ray = ray_local
+    from distributed.ray_actors import WeightStoreActor
+
+    store = WeightStoreActor.remote()
+    ref = ray.put({"w": np.arange(3)})
+    ray.get(store.publish.remote(2, [ref]))
+    ray.get(store.publish.remote(1, [ray.put({"w": np.zeros(3)})]))
+    version, (got,) = ray.get(store.latest.remote(0))
+    assert version == 2 and ray.get(got)["w"].tolist() == [0, 1, 2]
+    assert ray.get(store.latest.remote(2)) is None
+
+
+def test_replay_shard_actor_round_trip(ray_local):
+    ray = ray_local
+    from distributed.ray_actors import ReplayShardActor
+
+    shard = ReplayShardActor.remote(8, 2, 4, 1.0, 0, 0.0)
+    assert ray.get(shard.sample.remote(2, 0.4)) is None  # empty
+    episodes = {
+        "prompts": np.full((3, 2), 4),
+        "actions": np.array([[5, 2, 0], [6, 6, 2], [7, 2, 0]]),
+        "rewards": np.ones((3, 3), np.float32),
+        "lengths": np.array([2, 3, 2]),
+        "priorities": np.array([1.0, 1.0, 1.0]),
+    }
+    assert ray.get(shard.add.remote(episodes)) == 7
+    batch = ray.get(shard.sample.remote(4, 1.0))
+    assert batch["actions"].shape[0] == 4 and set(batch["slots"].tolist()) <= {0, 1, 2}
+    # Give slot 1 all the priority: every later sample is episode 1.
+    kept = ray.get(shard.update_priorities.remote(np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([0.0, 5.0, 0.0])))
+    assert kept == 3
+    again = ray.get(shard.sample.remote(6, 1.0))
+    assert again["slots"].tolist() == [1] * 6 and again["actions"][0].tolist() == [6, 6, 2]
+    stats = ray.get(shard.stats.remote())
+    assert stats["size_episodes"] == 3 and stats["inserted_transitions"] == 7
+
+
+REQUIRED_TAGS = [
+    "charts/episodic_return",
+    "charts/success_rate",
+    "charts/SPS",
+    "charts/epsilon",
+    "losses/td_loss",
+    "losses/q_values",
+    "losses/v_values",
+    "perf/learner_updates_per_s",
+    "perf/transitions_trained_per_s",
+    "replay/size",
+    "replay/samples_per_insert",
+    "weights/version",
+    "weights/actor_lag",
+    "timers/collect_rollouts",
+    "timers/learn",
+    "timers/evaluate",
+    "timers/checkpoint",
+]
+
+
+@pytest.mark.slow
+def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from distributed.components import build_spec
+    from distributed.config import load_config
+    from distributed.ray_driver import train_distributed
+
+    cfg = load_config(
+        "reverse",
+        [
+            "actors.num_actors=2",
+            "replay.num_shards=2",
+            "train.eval_every=50",
+            "train.stop_at_target=true",
+            "train.max_seconds=90",
+            "train.log_every_s=0.5",
+            "train.checkpoint_every=100",
+        ],
+    )
+    summary = train_distributed(cfg, tmp_path, "reverse", build_spec(cfg))
+    assert summary["eval"]["success_rate"] >= 0.95
+    assert summary["time_to_target_s"] is not None
+    assert (summary["num_actors"], summary["num_shards"], summary["actor_restarts"]) == (2, 2, 0)
+    assert summary["weights_version"] > 0 and len(summary["nodes"]) == 1
+    assert summary["learner_updates"] > 0 and summary["transitions_trained"] > summary["learner_updates"]
+
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0, "tensors": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    missing = [t for t in REQUIRED_TAGS if t not in tags["scalars"]]
+    assert not missing, missing
+    assert "samples/values" in tags["images"]
+    text_tags = tags["tensors"]  # text summaries are stored as tensors
+    assert any(t.startswith("config") for t in text_tags) and any(t.startswith("samples/greedy") for t in text_tags)
+    success = [e.value for e in acc.Scalars("charts/success_rate")]
+    assert max(success) >= 0.95
