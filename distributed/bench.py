@@ -127,11 +127,37 @@ def bench_learner(reps: int, batch: int = 32) -> dict:
     }
 
 
+def bench_replay(reps: int, capacity: int = 50_000) -> dict:
+    """One shard on `reverse`-shaped episodes: insert and sample rates, and storage bytes per stored transition."""
+    from actors.rollout import EpisodeBatch
+    from distributed.replay import ReplayShard
+
+    spec = build_spec(load_config("reverse"))
+    shard = ReplayShard(capacity, spec.task.prompt_len, spec.task.max_steps, alpha=0.6, seed=0)
+    rng = np.random.default_rng(0)
+    b = _full_batch(spec, 256, rng)
+    batch = EpisodeBatch(b.prompts, b.actions, b.rewards, b.lengths, priorities=rng.random(256))
+    n_inserts = max(1, 2 * capacity // 256)  # fill the shard twice over: eviction included
+    t0 = time.perf_counter()
+    for _ in range(n_inserts):
+        shard.add(batch)
+    insert_s = time.perf_counter() - t0
+    sampled = 0
+    t0 = time.perf_counter()
+    for _ in range(reps * 20):
+        sampled += int(shard.sample(32, 0.4).lengths.sum())
+    sample_s = time.perf_counter() - t0
+    return {"replay.insert_transitions_per_s": n_inserts * batch.num_transitions / insert_s,
+            "replay.sample_transitions_per_s": sampled / sample_s,
+            "replay.bytes_per_transition": shard.nbytes / shard.num_transitions}
+
+
 def run_bench(quick: bool = False, out: Path | None = None) -> dict:
     reps = 3 if quick else 10
     figures = {"torch_threads": torch.get_num_threads()}
     figures.update(bench_rollout(reps))
     figures.update(bench_learner(reps * 20))
+    figures.update(bench_replay(reps))
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:>12,.1f}" if isinstance(value, float) else f"{key:<{width}}  {value:>12}")

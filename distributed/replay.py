@@ -63,6 +63,12 @@ class ReplayShard:
         self.sampled_transitions = 0
 
     @property
+    def nbytes(self) -> int:
+        """Bytes held by the shard's storage; fixed at construction, whatever is inserted."""
+        arrays = (self.prompts, self.actions, self.rewards, self.lengths, self.generations, self.tree.nodes)
+        return sum(a.nbytes for a in arrays)
+
+    @property
     def num_transitions(self) -> int:
         return int(self.lengths[: self.size].sum())
 

@@ -56,3 +56,12 @@ def test_priorities_steer_sampling_and_stale_updates_are_dropped():
     kept = shard.update_priorities(batch.slots, batch.generations, np.full(2, 100.0))
     assert kept == int((batch.slots == 1).sum())
     assert shard.tree.get(np.array([0]))[0] == pytest.approx(1.0)  # the new episode keeps its own priority
+
+
+def test_shard_memory_is_bounded_by_capacity():
+    shard = ReplayShard(capacity=64, prompt_len=2, max_steps=5, alpha=0.6, seed=0)
+    before = shard.nbytes
+    for i in range(50):
+        shard.add(_episodes(16, first=i))
+    assert shard.nbytes == before and shard.size == 64
+    assert shard.num_transitions == 64 * 3
