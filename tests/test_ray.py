@@ -115,3 +115,9 @@ def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_pat
     assert any(t.startswith("config") for t in text_tags) and any(t.startswith("samples/greedy") for t in text_tags)
     success = [e.value for e in acc.Scalars("charts/success_rate")]
     assert max(success) >= 0.95
+
+    # `tokenq eval` reloads a local run's checkpoint exactly as it does a serial run's.
+    from distributed.evaluate_run import evaluate_run
+
+    result = evaluate_run(tmp_path, num_prompts=100)
+    assert result["success_rate"] >= 0.95 and result["learner_updates"] == summary["learner_updates"]
