@@ -13,11 +13,25 @@ def ape_x_epsilons(epsilon: float, alpha: float, num_actors: int) -> list[float]
     return [epsilon ** (1 + alpha * i / (num_actors - 1)) for i in range(num_actors)]
 
 
-def epsilon_greedy(q: torch.Tensor, epsilon: float | np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """q (B, V) -> (B,) actions: argmax with probability 1 - eps, a uniform token otherwise."""
+def epsilon_greedy(
+    q: torch.Tensor,
+    epsilon: float | np.ndarray,
+    rng: np.random.Generator,
+    explore: str = "uniform",
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """q (B, V) -> (B,) actions: argmax with probability 1 - eps; otherwise a uniform token ("uniform"), or a
+    sample from softmax(q / temperature) ("softmax": over a large vocabulary, a uniform token is almost never a
+    word that fits, while a warm-started Q-network's softmax proposes ones that do)."""
     greedy = q.argmax(-1).cpu().numpy()
     if np.all(np.asarray(epsilon) == 0):
         return greedy
     B, V = q.shape
-    explore = rng.random(B) < epsilon
-    return np.where(explore, rng.integers(0, V, size=B), greedy)
+    if explore == "softmax":
+        probs = torch.softmax(q.float() / temperature, dim=-1).cpu().numpy().astype(np.float64)
+        cdf = np.cumsum(probs, axis=1)
+        u = rng.random(B)[:, None] * cdf[:, -1:]
+        random_tokens = np.minimum((cdf < u).sum(1), V - 1)
+    else:
+        random_tokens = rng.integers(0, V, size=B)
+    return np.where(rng.random(B) < epsilon, random_tokens, greedy)

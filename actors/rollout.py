@@ -47,7 +47,13 @@ class EpisodeBatch:
 
 @torch.no_grad()
 def generate(
-    net: QNetwork, task: Task, prompts: np.ndarray, epsilon: float | np.ndarray, rng: np.random.Generator
+    net: QNetwork,
+    task: Task,
+    prompts: np.ndarray,
+    epsilon: float | np.ndarray,
+    rng: np.random.Generator,
+    explore: str = "uniform",
+    temperature: float = 1.0,
 ) -> EpisodeBatch:
     """Run B episodes at once with the KV-cached decoder and an epsilon-greedy policy."""
     B, S = len(prompts), task.max_steps
@@ -59,7 +65,7 @@ def generate(
     lengths = np.full(B, S, dtype=np.int64)
     alive = np.ones(B, dtype=bool)
     for t in range(S):
-        a = epsilon_greedy(q, epsilon, rng)
+        a = epsilon_greedy(q, epsilon, rng, explore, temperature)
         q_np = q.float().cpu().numpy()
         actions[alive, t] = a[alive]
         q_taken[alive, t] = q_np[alive, a[alive]]
@@ -97,8 +103,11 @@ class RolloutWorker:
         gamma: float,
         n_step: int,
         seed: int,
+        explore: str = "uniform",
+        temperature: float = 1.0,
     ):
         self.task, self.prompts = task, prompts
+        self.explore, self.temperature = explore, temperature
         self.epsilon, self.batch_size, self.gamma, self.n_step = epsilon, batch_size, gamma, n_step
         self.rng = np.random.default_rng(seed)
         self.net = QNetwork(net_cfg).eval()
@@ -111,7 +120,8 @@ class RolloutWorker:
         self.weights_version = version
 
     def rollout(self) -> EpisodeBatch:
-        batch = generate(self.net, self.task, self.prompts.sample(self.batch_size), self.epsilon, self.rng)
+        prompts = self.prompts.sample(self.batch_size)
+        batch = generate(self.net, self.task, prompts, self.epsilon, self.rng, self.explore, self.temperature)
         batch.priorities = initial_priorities(batch, self.gamma, self.n_step)
         self.env_steps += batch.num_transitions
         self.episodes += len(batch.lengths)

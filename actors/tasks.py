@@ -60,6 +60,22 @@ class Task:
     def prompt_space_size(self) -> int:
         return len(self.tokenizer.letter_ids) ** self.prompt_len
 
+    def encode_prompts(self, lines: list[str], source: str) -> np.ndarray:
+        """(N, prompt_len) ids of prompt lines from `source` (a file name, for the error message)."""
+        rows = []
+        for n, line in enumerate(lines, 1):
+            text = line.strip()
+            try:
+                ids = self.tokenizer.encode(text)
+            except ValueError as err:
+                raise TaskError(f"{source} line {n} ({text!r}): {err}") from None
+            if len(ids) != self.prompt_len:
+                raise TaskError(
+                    f"{source} line {n} ({text!r}) has {len(ids)} tokens; task {self.name} takes {self.prompt_len}"
+                )
+            rows.append(ids)
+        return np.array(rows, dtype=np.int64)
+
     def all_prompts(self) -> np.ndarray:
         """Every prompt, for tasks whose prompt space is small enough to enumerate."""
         letters = self.tokenizer.letter_ids

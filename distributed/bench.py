@@ -147,9 +147,11 @@ def bench_replay(reps: int, capacity: int = 50_000) -> dict:
     for _ in range(reps * 20):
         sampled += int(shard.sample(32, 0.4).lengths.sum())
     sample_s = time.perf_counter() - t0
-    return {"replay.insert_transitions_per_s": n_inserts * batch.num_transitions / insert_s,
-            "replay.sample_transitions_per_s": sampled / sample_s,
-            "replay.bytes_per_transition": shard.nbytes / shard.num_transitions}
+    return {
+        "replay.insert_transitions_per_s": n_inserts * batch.num_transitions / insert_s,
+        "replay.sample_transitions_per_s": sampled / sample_s,
+        "replay.bytes_per_transition": shard.nbytes / shard.num_transitions,
+    }
 
 
 def run_bench(quick: bool = False, out: Path | None = None) -> dict:

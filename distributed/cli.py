@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 from actors.tasks import TaskError
+from actors.text import TextError
 from distributed.config import ConfigError
 from learner.checkpoint import CheckpointError
 
 log = logging.getLogger("tokenq")
-USER_ERRORS = (ConfigError, TaskError, CheckpointError)
+USER_ERRORS = (ConfigError, TaskError, CheckpointError, TextError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +43,19 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--run-dir", type=Path, required=True)
     e.add_argument("--prompts", type=int, default=None, help="held-out prompts (default: the run's task.eval_prompts)")
     e.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file (default: the newest in the run)")
+
+    pt = sub.add_parser(
+        "pretrain", help="fit the Q-network as a language model on a corpus (warm start for text tasks)"
+    )
+    pt.add_argument("--config", default="keywords", help="a preset or YAML file (default: keywords)")
+    pt.add_argument("--corpus", default=None, help="plain text or JSONL corpus (default: the built-in grammar corpus)")
+    pt.add_argument("--run-dir", type=Path, required=True)
+    pt.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
+
+    g = sub.add_parser("generate", help="greedy generation for one prompt, with V(s) and Q(s, a) per token")
+    g.add_argument("--run-dir", type=Path, required=True)
+    g.add_argument("--prompt", required=True, help="the prompt text, e.g. two keywords for the keywords task")
+    g.add_argument("--checkpoint", type=Path, default=None)
 
     b = sub.add_parser("bench", help="measure rollout and learner throughput; prints figures")
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -86,6 +100,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    from distributed.config import load_config
+    from distributed.pretrain_run import pretrain
+
+    overrides = list(args.overrides) + ([f"task.corpus={args.corpus}"] if args.corpus else [])
+    summary = pretrain(load_config(args.config, overrides), args.run_dir)
+    print(
+        f"done: {summary['steps']} steps on {summary['sentences']} sentences, vocabulary {summary['vocab_size']}; "
+        f"held-out perplexity {summary['heldout_perplexity']}; use init.from_run={args.run_dir}"
+    )
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from distributed.evaluate_run import generate_one
+
+    rows = generate_one(args.run_dir, args.prompt, args.checkpoint)
+    print(f"prompt: {args.prompt}")
+    print(f"{'t':>3}  {'token':<14} {'V(s_t)':>8} {'Q(s_t,a_t)':>10} {'reward':>8}")
+    for t, row in enumerate(rows):
+        print(f"{t:>3}  {row['token']:<14} {row['value']:>8.3f} {row['q']:>10.3f} {row['reward']:>8.3f}")
+    print("generation:", " ".join(r["token"] for r in rows))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from distributed.bench import run_bench
 
@@ -97,7 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args = _parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench}[args.command](args)
+        return {
+            "train": cmd_train,
+            "eval": cmd_eval,
+            "bench": cmd_bench,
+            "pretrain": cmd_pretrain,
+            "generate": cmd_generate,
+        }[args.command](args)
     except USER_ERRORS as err:
         print(f"tokenq: error: {err}", file=sys.stderr)
         return 2

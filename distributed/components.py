@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.tasks import Task, TaskError, heldout_prompts, make_task
+from actors.rollout import RolloutWorker
+from actors.tasks import PromptSource, Task, TaskError, heldout_prompts, make_task
 from distributed.config import Config, ConfigError
 from learner.model import QNetConfig
 from learner.tabular import State, q_star
@@ -52,15 +53,65 @@ def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
     return m
 
 
-def build_spec(cfg: Config) -> RunSpec:
+def make_worker(
+    cfg: Config, task: Task, net_cfg: QNetConfig, heldout: np.ndarray, epsilon: float, seed: int
+) -> RolloutWorker:
+    """A rollout worker as configured; it never draws a held-out prompt."""
+    a = cfg.actors
+    return RolloutWorker(
+        task,
+        net_cfg,
+        PromptSource(task, seed, heldout),
+        epsilon,
+        a.batch_size,
+        cfg.learner.gamma,
+        cfg.learner.n_step,
+        seed + 1,
+        a.explore,
+        a.temperature,
+    )
+
+
+def build_task(cfg: Config) -> Task:
+    """The configured task; a text task also loads its tokenizer and frozen prior from init.from_run."""
+    from distributed import text_setup
+
+    if cfg.task.name in text_setup.TEXT_TASKS:
+        return text_setup.build_text_task(cfg)
     try:
-        task = make_task(cfg.task.name, cfg.task.prompt_len)
+        return make_task(cfg.task.name, cfg.task.prompt_len)
     except TaskError as err:
         raise ConfigError(str(err)) from None
+
+
+def build_heldout(cfg: Config, task: Task) -> np.ndarray:
+    """Evaluation prompts: task.eval_prompts_file, or task.eval_prompts drawn from task.eval_seed."""
+    if cfg.task.eval_prompts_file:
+        from distributed.text_setup import encode_prompt_file
+
+        return encode_prompt_file(task, cfg.task.eval_prompts_file)
+    return heldout_prompts(task, cfg.task.eval_prompts, cfg.task.eval_seed)
+
+
+def build_spec(cfg: Config) -> RunSpec:
+    if cfg.init.from_run:
+        from distributed.text_setup import apply_init_run
+
+        apply_init_run(cfg)
+    task = build_task(cfg)
     net_cfg = resolve_net_config(cfg, task)
-    heldout = heldout_prompts(task, cfg.task.eval_prompts, cfg.task.eval_seed)
+    heldout = build_heldout(cfg, task)
     table = q_star(task, cfg.learner.gamma) if task.enumerable else None
     return RunSpec(cfg, task, net_cfg, heldout, table)
+
+
+def init_learner(learner, cfg: Config) -> None:
+    """Start online and target networks from init.from_run's newest checkpoint (the optimizer starts fresh)."""
+    from distributed.text_setup import init_checkpoint, load_weights
+
+    state = init_checkpoint(Path(cfg.init.from_run))
+    load_weights(learner.online, state, cfg.init.from_run)
+    learner.target.load_state_dict(learner.online.state_dict())
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -28,6 +28,19 @@ class TaskConfig:
     eval_prompts: int = 500  # held-out prompts for greedy evaluation
     eval_seed: int = 12345  # the held-out prompts are drawn from this seed and never trained on
     target_success: float = 0.95  # time_to_target_s is when greedy success first reaches this
+    # Text tasks (keywords, fluency):
+    corpus: str = ""  # plain text or JSONL; "" generates the built-in grammar corpus
+    corpus_sentences: int = 100_000  # sentences drawn from the built-in grammar
+    vocab_size: int = 10_000  # word vocabulary cap, specials included (the article's 10000)
+    num_keywords: int = 2  # words each keywords prompt names
+    keyword_pool: int = 200  # keywords are drawn from this many most frequent content words
+    max_length: int = 16  # most tokens generated per episode, EOS included
+    keyword_reward: float = 1.0
+    eos_reward: float = 1.0
+    prior_coef: float = 0.5  # c: weight of the per-token fluency term
+    prior_reward: str = "gap"  # "gap": log p(a|s) - max log p(.|s); "logp": log p(a|s)
+    prompts_file: str = ""  # training prompts, one per line or JSONL {"prompt": ...}
+    eval_prompts_file: str = ""  # held-out evaluation prompts
 
 
 @dataclass
@@ -41,6 +54,8 @@ class ActorConfig:
     max_pushes_in_flight: int = 4  # unacknowledged replay inserts per actor before it waits
     pull_every: int = 1  # rollout batches between weight-store checks
     num_cpus: float = 1.0  # Ray CPU resource per actor
+    explore: str = "uniform"  # exploratory action: "uniform" token, or "softmax" sample from softmax(Q / temperature)
+    temperature: float = 1.0
 
 
 @dataclass
@@ -70,6 +85,19 @@ class TrainConfig:
 
 
 @dataclass
+class InitConfig:
+    from_run: str = ""  # start from this run's newest checkpoint (a `tokenq pretrain` run for text tasks)
+
+
+@dataclass
+class PretrainConfig:
+    steps: int = 1500  # language-model updates
+    batch_size: int = 64  # sentences per update
+    lr: float = 2e-3
+    heldout_sentences: int = 1000  # sentences kept out of training to measure perplexity
+
+
+@dataclass
 class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
     # Task presets use a decoder-only stack: on `reverse` it found the prompt alignment in 3-5 s on every seed
@@ -81,6 +109,8 @@ class Config:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -103,6 +133,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "learner.target_update_every": 50,
         "train.total_updates": 1500,
         "train.eval_every": 250,
+    },
+    "keywords": {
+        "task.name": "keywords",
+        "model.d_model": 128,
+        "model.n_layers": 2,
+        "actors.explore": "softmax",
+        "actors.epsilon": 0.5,
+        "learner.lr": 3e-4,
+        "replay.learning_starts": 128,
+        "train.total_updates": 1000,
+        "train.eval_every": 100,
+    },
+    "fluency": {
+        "task.name": "fluency",
+        "task.keyword_reward": 0.0,
+        "task.prior_reward": "logp",
+        "task.prior_coef": 1.0,
+        "model.d_model": 128,
+        "model.n_layers": 2,
+        "actors.explore": "softmax",
+        "actors.epsilon": 0.5,
+        "learner.lr": 3e-4,
+        "train.total_updates": 1000,
     },
     "article": {
         # The source article's sizes: vocab 10000, d_model 256, 8 heads, 6 layers, batch 32, max_length 100.
@@ -233,6 +286,17 @@ def validate(cfg: Config) -> None:
     _check(c.replay.samples_per_insert > 0, f"replay.samples_per_insert must be > 0, got {c.replay.samples_per_insert}")
     _check(0 <= c.task.target_success <= 1, f"task.target_success must be in [0, 1], got {c.task.target_success}")
     _check(c.train.max_seconds > 0, f"train.max_seconds must be > 0, got {c.train.max_seconds}")
+    _check(
+        c.actors.explore in ("uniform", "softmax"),
+        f"actors.explore must be uniform or softmax, got {c.actors.explore!r}",
+    )
+    _check(c.actors.temperature > 0, f"actors.temperature must be > 0, got {c.actors.temperature}")
+    _check(
+        c.task.prior_reward in ("gap", "logp"), f"task.prior_reward must be gap or logp, got {c.task.prior_reward!r}"
+    )
+    _check(c.task.prior_coef >= 0, f"task.prior_coef must be >= 0, got {c.task.prior_coef}")
+    _check(c.pretrain.lr > 0, f"pretrain.lr must be > 0, got {c.pretrain.lr}")
+    _check(c.task.vocab_size >= 16, f"task.vocab_size must be at least 16, got {c.task.vocab_size}")
     _check(c.model.arch in ("encdec", "decoder"), f"model.arch must be 'encdec' or 'decoder', got {c.model.arch!r}")
     _check(
         c.learner.device in ("auto", "cpu", "cuda"),
@@ -262,6 +326,13 @@ def validate(cfg: Config) -> None:
         "actors.max_pushes_in_flight",
         "actors.pull_every",
         "replay.prefetch",
+        "task.num_keywords",
+        "task.keyword_pool",
+        "task.max_length",
+        "task.corpus_sentences",
+        "pretrain.steps",
+        "pretrain.batch_size",
+        "pretrain.heldout_sentences",
     ]
     for key in at_least_one:
         section, name = key.split(".")

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
+from actors.rollout import generate
+from actors.tasks import TaskError
 from distributed.components import build_spec, write_json
 from distributed.config import ConfigError, config_from_dict
 from distributed.recorder import full_eval
+from distributed.text_setup import load_weights
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from learner.model import QNetwork
 
@@ -21,6 +26,41 @@ def load_run_config(run_dir: Path):
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"cannot read {path}: {err}") from None
     return config_from_dict(tree)
+
+
+def load_run(run_dir: Path, checkpoint: Path | None = None, num_prompts: int | None = None):
+    """(spec, network loaded from the checkpoint, checkpoint state) for a train or pretrain run directory."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    if (run_dir / "tokenizer.json").exists() and not cfg.init.from_run:
+        cfg.init.from_run = str(run_dir)  # a pretrain run is its own vocabulary and prior
+    if num_prompts is not None:
+        if num_prompts < 1:
+            raise ConfigError(f"--prompts must be at least 1, got {num_prompts}")
+        cfg.task.eval_prompts = num_prompts
+    spec = build_spec(cfg)
+    path = checkpoint or latest_checkpoint(run_dir / "checkpoints")
+    if path is None:
+        raise CheckpointError(f"{run_dir} has no checkpoints to evaluate")
+    state = load_checkpoint(path)
+    net = QNetwork(spec.net_cfg)
+    load_weights(net, state, path)
+    return spec, net.eval(), state, path
+
+
+def generate_one(run_dir: Path, prompt: str, checkpoint: Path | None = None) -> list[dict]:
+    """Greedy generation for one prompt: each token with V(s_t), Q(s_t, a_t) and its reward."""
+    spec, net, _, _ = load_run(run_dir, checkpoint)
+    try:
+        prompts = spec.task.encode_prompts([prompt], "--prompt")
+    except TaskError as err:
+        raise TaskError(str(err).replace("--prompt line 1 ", "--prompt ")) from None
+    batch = generate(net, spec.task, prompts, 0.0, np.random.default_rng(0))
+    tok = spec.task.tokenizer
+    return [
+        {"token": tok.decode([a], skip_special=False), "value": float(v), "q": float(q), "reward": float(r)}
+        for a, v, q, r in zip(batch.actions[0], batch.values[0], batch.q_taken[0], batch.rewards[0])
+    ][: int(batch.lengths[0])]
 
 
 def evaluate_run(run_dir: Path, num_prompts: int | None = None, checkpoint: Path | None = None) -> dict:

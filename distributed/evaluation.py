@@ -30,7 +30,9 @@ def greedy_eval(net: QNetwork, task: Task, prompts: np.ndarray, num_samples: int
         }
         for i in range(min(num_samples, len(prompts)))
     ]
+    extra = task.text_metrics(prompts, batch.actions, batch.lengths) if hasattr(task, "text_metrics") else {}
     return {
+        **extra,
         "num_prompts": int(len(prompts)),
         "success_rate": None if success is None else float(success.mean()),
         "mean_return": float(batch.returns.mean()),

@@ -14,9 +14,8 @@ import numpy as np
 import ray
 import torch
 
-from actors.rollout import EpisodeBatch, RolloutWorker
-from actors.tasks import PromptSource, heldout_prompts, make_task
-from distributed.components import resolve_net_config
+from actors.rollout import EpisodeBatch
+from distributed.components import build_heldout, build_task, init_learner, make_worker, resolve_net_config
 from distributed.config import config_from_dict
 from distributed.replay import ReplayShard, SampledBatch
 from distributed.weights import WeightStore
@@ -87,18 +86,9 @@ class RolloutActor:
     def __init__(self, config: dict, index: int, epsilon: float, names: dict, seed: int):
         cfg = config_from_dict(config)
         torch.set_num_threads(cfg.actors.torch_threads)
-        task = make_task(cfg.task.name, cfg.task.prompt_len)
-        heldout = heldout_prompts(task, cfg.task.eval_prompts, cfg.task.eval_seed)
-        self.worker = RolloutWorker(
-            task,
-            resolve_net_config(cfg, task),
-            PromptSource(task, seed, heldout),
-            epsilon,
-            cfg.actors.batch_size,
-            cfg.learner.gamma,
-            cfg.learner.n_step,
-            seed + 1,
-        )
+        task = build_task(cfg)
+        heldout = build_heldout(cfg, task)
+        self.worker = make_worker(cfg, task, resolve_net_config(cfg, task), heldout, epsilon, seed)
         # Looked up by name, not passed as handles: constructor arguments stay plain values, so a restarted actor
         # is rebuilt from them alone.
         store, shards = lookup(names)
@@ -154,8 +144,9 @@ class LearnerActor:
         cfg = config_from_dict(config)
         if cfg.train.torch_threads:
             torch.set_num_threads(cfg.train.torch_threads)
-        task = make_task(cfg.task.name, cfg.task.prompt_len)
-        self.learner = Learner(cfg.learner, resolve_net_config(cfg, task), seed=seed)
+        self.learner = Learner(cfg.learner, resolve_net_config(cfg, build_task(cfg)), seed=seed)
+        if cfg.init.from_run:
+            init_learner(self.learner, cfg)
         self.cfg, self.shards, self.store = cfg, shards, store
         self.in_flight: deque = deque()  # (shard index, sample ref)
         self.next_shard = 0

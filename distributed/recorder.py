@@ -41,7 +41,13 @@ class RunRecorder:
         self.recent_returns: deque[float] = deque(maxlen=200)
         self.last_success: float | None = None
         self.eval_pauses_training = eval_pauses_training
+        self.baseline_eval: dict | None = None
         self.next_log = time.perf_counter() + spec.cfg.train.log_every_s
+
+    def baseline(self, net: QNetwork) -> None:
+        """Evaluate the starting (warm-start) policy once, to report next to the final one."""
+        with self.timer.phase("evaluate", exclude_from_training=True):
+            self.baseline_eval = full_eval(self.spec, net, num_samples=2)
 
     def episodes(self, returns: list[float]) -> None:
         self.recent_returns.extend(returns)
@@ -88,6 +94,8 @@ class RunRecorder:
         learner_updates, transitions_trained; `extra` anything mode-specific."""
         train_s = max(self.timer.train_s, 1e-9)
         final = full_eval(self.spec, net)
+        if self.baseline_eval is not None:
+            final["baseline"] = self.baseline_eval
         self.tracker.record(final, train_s, counts["learner_updates"])
         self.writer.greedy_samples(final["samples"], counts["env_steps"])
         self.writer.scalars({M.TIMERS + name: total for name, total in self.timer.totals.items()}, counts["env_steps"])

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import torch
 
-from actors.rollout import RolloutWorker
-from actors.tasks import PromptSource
 from distributed import metrics as M
-from distributed.components import RunSpec, build_spec
+from distributed.components import RunSpec, build_spec, init_learner, make_worker
 from distributed.config import Config
 from distributed.recorder import RunRecorder
 from distributed.replay import ReplayShard
@@ -41,17 +39,11 @@ def train_serial(cfg: Config, run_dir: Path, config_name: str = "", spec: RunSpe
     rec = RunRecorder(spec, run_dir, config_name, mode="serial", eval_pauses_training=True)
     seed, task = cfg.train.seed, spec.task
     learner = Learner(cfg.learner, spec.net_cfg, seed=seed)
+    if cfg.init.from_run:
+        init_learner(learner, cfg)
+        rec.baseline(learner.online)
     log.info("Q-network: %s, %d parameters, on %s", spec.net_cfg.arch, learner.online.num_parameters(), learner.device)
-    worker = RolloutWorker(
-        task,
-        spec.net_cfg,
-        PromptSource(task, seed + 1, spec.heldout),
-        cfg.actors.epsilon,
-        cfg.actors.batch_size,
-        cfg.learner.gamma,
-        cfg.learner.n_step,
-        seed + 2,
-    )
+    worker = make_worker(cfg, task, spec.net_cfg, spec.heldout, cfg.actors.epsilon, seed + 1)
     worker.set_weights(learner.get_weights(), 0)
     replay = ReplayShard(
         cfg.replay.capacity, task.prompt_len, task.max_steps, cfg.replay.alpha, seed + 3, cfg.replay.priority_eps

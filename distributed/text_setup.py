@@ -1,0 +1,120 @@
+"""Building text tasks from a config: the corpus, the word tokenizer, the frozen prior and the keyword pool.
+
+A text task's tokenizer and prior come from a `tokenq pretrain` run (`init.from_run`); the trained network takes
+that run's model shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from actors.tasks import TaskError
+from actors.text import TextError, WordTokenizer, read_corpus, read_prompt_file
+from actors.text_tasks import PriorModel, TextTask
+from distributed.config import Config, ConfigError
+from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from learner.model import QNetConfig, QNetwork
+
+TEXT_TASKS = ("keywords", "fluency")
+
+# Function words never chosen as keywords.
+STOPWORDS = set(
+    """a an the this that these those some any every each no one two three four five six seven eight nine ten
+    i you he she it we they me him her us them my your his its our their mine yours who whom whose which what
+    and or but because so if when while as than then of in on at to from by with without about into onto over
+    under after before near behind above below through across around between is are was were be been being am
+    do does did done has have had having will would can could shall should may might must not very too also
+    there here where why how all both more most many much few little other another such only just""".split()
+)
+
+
+def load_sentences(cfg: Config) -> list[list[str]]:
+    """The corpus as lists of words: `task.corpus`, or sentences drawn from the built-in grammar."""
+    if cfg.task.corpus:
+        return read_corpus(Path(cfg.task.corpus))
+    from actors.grammar import generate_corpus
+
+    return [s.split() for s in generate_corpus(cfg.task.corpus_sentences, seed=cfg.train.seed)]
+
+
+def keyword_pool(tokenizer: WordTokenizer, size: int) -> list[int]:
+    """The `size` most frequent vocabulary words that are neither function words nor punctuation."""
+    pool = [tokenizer.id_of(w) for w in tokenizer.vocab if w.isalpha() and w not in STOPWORDS]
+    return pool[:size]
+
+
+def make_text_task(cfg: Config, tokenizer: WordTokenizer, prior: PriorModel | None) -> TextTask:
+    t = cfg.task
+    task = TextTask(
+        t.name,
+        tokenizer,
+        prior,
+        t.num_keywords,
+        t.max_length,
+        keyword_pool(tokenizer, t.keyword_pool),
+        t.keyword_reward if t.name == "keywords" else 0.0,
+        t.eos_reward,
+        t.prior_coef,
+        t.prior_reward,
+    )
+    if t.prompts_file:
+        task.train_prompts = encode_prompt_file(task, t.prompts_file)
+    return task
+
+
+def encode_prompt_file(task, path: str) -> np.ndarray:
+    try:
+        return task.encode_prompts(read_prompt_file(Path(path)), path)
+    except (TextError, TaskError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def read_run_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir} is not a tokenq run directory (no config.json)") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from None
+
+
+def init_checkpoint(run_dir: Path) -> dict:
+    path = latest_checkpoint(Path(run_dir) / "checkpoints")
+    if path is None:
+        raise CheckpointError(f"{run_dir} has no checkpoints to start from")
+    return load_checkpoint(path)
+
+
+def apply_init_run(cfg: Config) -> None:
+    """Take the network shape (and, for text tasks, the vocabulary size) of the run named by init.from_run."""
+    run_cfg = read_run_config(Path(cfg.init.from_run))
+    try:
+        cfg.model = QNetConfig(**run_cfg["model"])
+    except (KeyError, TypeError):
+        raise ConfigError(f"{cfg.init.from_run}/config.json has no usable model section") from None
+
+
+def build_text_task(cfg: Config) -> TextTask:
+    if not cfg.init.from_run:
+        raise ConfigError(
+            f"task {cfg.task.name} needs init.from_run=DIR, a run directory made by `tokenq pretrain` (its "
+            "tokenizer and language model are the task's vocabulary and prior)"
+        )
+    run_dir = Path(cfg.init.from_run)
+    tokenizer = WordTokenizer.load(run_dir / "tokenizer.json")
+    prior_net = QNetwork(dataclasses.replace(cfg.model))
+    load_weights(prior_net, init_checkpoint(run_dir), run_dir)
+    return make_text_task(cfg, tokenizer, PriorModel(prior_net))
+
+
+def load_weights(net: QNetwork, state: dict, source) -> None:
+    try:
+        net.load_state_dict(state["learner"]["online"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        reason = str(err).strip().splitlines()[0][:120]
+        raise CheckpointError(f"the checkpoint in {source} does not fit this model ({reason})") from None
