@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             "generate": cmd_generate,
         }[args.command](args)
     except USER_ERRORS as err:
-        print(f"tokenq: error: {err}", file=sys.stderr)
+        cause = getattr(err, "cause", None)  # raised inside a Ray actor: report the original sentence
+        print(f"tokenq: error: {cause if isinstance(cause, USER_ERRORS) else err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tokenq: interrupted", file=sys.stderr)

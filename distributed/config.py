@@ -135,9 +135,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.eval_every": 250,
     },
     "keywords": {
+        # Dueling head: pretraining fits A(s, .) as next-word logits; with the "gap" fluency reward and
+        # prior_coef 1 those logits already are Q of the prior's policy up to a per-state constant, which V(s)
+        # absorbs, so Q-learning starts where the language model is.
         "task.name": "keywords",
+        "task.keyword_reward": 2.0,
+        "task.prior_coef": 1.0,
         "model.d_model": 128,
         "model.n_layers": 2,
+        "model.dueling": True,
         "actors.explore": "softmax",
         "actors.epsilon": 0.5,
         "learner.lr": 3e-4,
@@ -152,6 +158,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "task.prior_coef": 1.0,
         "model.d_model": 128,
         "model.n_layers": 2,
+        "model.dueling": True,
         "actors.explore": "softmax",
         "actors.epsilon": 0.5,
         "learner.lr": 3e-4,

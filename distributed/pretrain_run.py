@@ -98,7 +98,7 @@ def pretrain(cfg: Config, run_dir: Path) -> dict:
             log.info(
                 "pretrain step %5d  loss %.3f  tokens %d  %.0fs",
                 step,
-                float(loss),
+                loss.item(),
                 tokens_seen,
                 time.perf_counter() - t0,
             )

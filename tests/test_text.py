@@ -1,0 +1,107 @@
+"""Word tokenizer, corpora and prompt files, and the text tasks' rewards, with hand-computed numbers."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from actors.text import UNK, TextError, WordTokenizer, read_corpus, read_prompt_file, words
+from actors.text_tasks import PriorModel, TextTask
+from actors.tokenizer import EOS
+from learner.model import QNetConfig, QNetwork
+
+
+def test_word_tokenizer_orders_by_frequency_and_round_trips(tmp_path):
+    sents = [words("The cat sat."), words("the dog sat"), words("THE cat")]
+    tok = WordTokenizer.from_sentences(sents, max_vocab=8)  # 5 specials + 3 words
+    assert tok.vocab == ["the", "cat", "sat"] and tok.vocab_size == 8
+    assert tok.encode("the cat") == [5, 6]
+    assert tok.encode("the dog", unknown_ok=True) == [5, UNK]
+    with pytest.raises(TextError, match="word 'dog' is not in the vocabulary"):
+        tok.encode("the dog")
+    tok.save(tmp_path / "tok.json")
+    assert WordTokenizer.load(tmp_path / "tok.json").vocab == tok.vocab
+    data = json.loads((tmp_path / "tok.json").read_text())
+    data["vocab"][0] = "a"
+    (tmp_path / "tok.json").write_text(json.dumps(data))
+    with pytest.raises(TextError, match="tok.json is corrupted"):
+        WordTokenizer.load(tmp_path / "tok.json")
+
+
+def test_corpus_and_prompt_file_errors_name_the_file(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    with pytest.raises(TextError, match="empty.txt is empty"):
+        read_corpus(empty)
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"hello \xff\xfe world")
+    with pytest.raises(TextError, match="bin.txt is not UTF-8 text"):
+        read_corpus(binary)
+    jsonl = tmp_path / "c.jsonl"
+    jsonl.write_text('{"text": "a b c"}\n{"body": "x"}\n')
+    with pytest.raises(TextError, match="c.jsonl line 2 has no string field 'text'"):
+        read_corpus(jsonl)
+    jsonl.write_text('{"text": "Hello, world!"}\n')
+    assert read_corpus(jsonl) == [["hello", ",", "world", "!"]]
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "cat dog"}\n')
+    assert read_prompt_file(prompts) == ["cat dog"]
+    with pytest.raises(TextError, match="cannot read prompt file"):
+        read_prompt_file(tmp_path / "missing.txt")
+
+
+def _uniform_prior(vocab: int, bias: list[float]) -> PriorModel:
+    """A prior whose logits are `bias` at every position: log p is log_softmax(bias) everywhere."""
+    net = QNetwork(QNetConfig(vocab_size=vocab, arch="decoder", max_prompt_len=2, max_gen_len=6))
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.copy_(torch.tensor(bias))
+    return PriorModel(net)
+
+
+def test_keywords_rewards_by_hand():
+    tok = WordTokenizer(["cat", "dog", "sat", "ran"])  # ids 5, 6, 7, 8
+    bias = [0.0] * 5 + [np.log(4.0), 0.0, np.log(2.0), 0.0]
+    prior = _uniform_prior(9, bias)
+    task = TextTask("keywords", tok, prior, num_keywords=2, max_length=6, keyword_pool=[5, 6, 7, 8],
+                    keyword_reward=1.0, eos_reward=0.5, prior_coef=2.0, prior_reward="gap")
+    prompts = np.array([[5, 6]])  # "cat dog"
+    actions = np.array([[5, 5, 7, 6, EOS, 0]])  # cat cat sat dog <eos> (pad)
+    r = task.episode_rewards(prompts, actions, np.array([5]))
+    # gap = log p(a) - log p(best) = bias[a] - log 4: cat 0, sat log(2) - log(4) = -log 2, dog/EOS -log 4
+    lg2, lg4 = np.log(2.0), np.log(4.0)
+    expected = [1.0 + 0.0, 0.0 + 0.0, -2 * lg2, 1.0 - 2 * lg4, 0.5 - 2 * lg4, 0.0]
+    np.testing.assert_allclose(r[0], expected, rtol=1e-5, atol=1e-6)
+    assert task.keyword_coverage(prompts, actions, np.array([5])).tolist() == [1.0]
+    assert task.success(prompts, actions, np.array([5])).tolist() == [True]
+    half = np.array([[5, 7, 7, EOS, 0, 0]])
+    assert task.keyword_coverage(prompts, half, np.array([4])).tolist() == [0.5]
+    m = task.text_metrics(prompts, actions, np.array([5]))
+    # distinct_2: bigrams (5,5) (5,7) (7,6) (6,2): 4 of 4
+    assert m["distinct_2"] == 1.0 and m["keyword_coverage"] == 1.0
+    # perplexity: p = softmax(bias): Z = 4 + 4 + 2 + 6*1... computed from the logits directly
+    logp = torch.log_softmax(torch.tensor(bias), 0).numpy()
+    nll = -np.mean([logp[5], logp[5], logp[7], logp[6], logp[EOS]])
+    assert m["prior_perplexity"] == pytest.approx(np.exp(nll), rel=1e-5)
+
+
+def test_prompt_words_outside_vocabulary_are_one_sentence(tmp_path):
+    from actors.tasks import TaskError
+
+    tok = WordTokenizer(["cat", "dog", "sat"])
+    task = TextTask("keywords", tok, None, 2, 6, [5, 6, 7], 1.0, 1.0, 0.0, "gap")
+    with pytest.raises(TaskError, match=r"p.txt line 2 \('cat zebra'\): word 'zebra' is not in the vocabulary"):
+        task.encode_prompts(["cat dog", "cat zebra"], "p.txt")
+    with pytest.raises(TaskError, match="has 3 tokens; task keywords takes 2"):
+        task.encode_prompts(["cat dog sat"], "p.txt")
+
+
+def test_pretrain_rejects_an_empty_corpus_on_the_command_line(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "distributed.cli", "pretrain", "--corpus", str(empty), "--run-dir",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "empty.txt is empty" in proc.stderr and "Traceback" not in proc.stderr
