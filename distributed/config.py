@@ -135,15 +135,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.eval_every": 250,
     },
     "keywords": {
-        # Dueling head: pretraining fits A(s, .) as next-word logits; with the "gap" fluency reward and
-        # prior_coef 1 those logits already are Q of the prior's policy up to a per-state constant, which V(s)
-        # absorbs, so Q-learning starts where the language model is.
+        # Dueling head normalised by the max: pretraining fits A(s, .) as next-word logits, so A - max A is
+        # log p(a|s) - max log p(.|s), exactly the "gap" fluency reward at prior_coef 1. Q-learning then starts
+        # Bellman-consistent with the language model's greedy policy: only V(s) has to be learned first.
         "task.name": "keywords",
         "task.keyword_reward": 2.0,
         "task.prior_coef": 1.0,
         "model.d_model": 128,
         "model.n_layers": 2,
         "model.dueling": True,
+        "model.dueling_norm": "max",
         "actors.explore": "softmax",
         "actors.epsilon": 0.5,
         "learner.lr": 3e-4,
@@ -159,6 +160,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.d_model": 128,
         "model.n_layers": 2,
         "model.dueling": True,
+        "model.dueling_norm": "max",
         "actors.explore": "softmax",
         "actors.epsilon": 0.5,
         "learner.lr": 3e-4,
@@ -304,6 +306,7 @@ def validate(cfg: Config) -> None:
     _check(c.task.prior_coef >= 0, f"task.prior_coef must be >= 0, got {c.task.prior_coef}")
     _check(c.pretrain.lr > 0, f"pretrain.lr must be > 0, got {c.pretrain.lr}")
     _check(c.task.vocab_size >= 16, f"task.vocab_size must be at least 16, got {c.task.vocab_size}")
+    _check(c.model.dueling_norm in ("mean", "max"), f"model.dueling_norm must be mean or max, got {c.model.dueling_norm!r}")
     _check(c.model.arch in ("encdec", "decoder"), f"model.arch must be 'encdec' or 'decoder', got {c.model.arch!r}")
     _check(
         c.learner.device in ("auto", "cpu", "cuda"),

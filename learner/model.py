@@ -33,6 +33,7 @@ class QNetConfig:
     max_gen_len: int = 16  # the most tokens one episode can generate (the article's max_length)
     arch: str = "encdec"  # "encdec" or "decoder"
     dueling: bool = False  # Q = V + A - mean(A) (Wang et al. 2016)
+    dueling_norm: str = "mean"  # "mean", or "max": Q = V + A - max(A), so the greedy action's Q is V(s)
     tie_embeddings: bool = False  # the Q head shares the token embedding matrix (Press & Wolf 2017)
 
 
@@ -144,7 +145,8 @@ class QNetwork(nn.Module):
         h = self.ln_f(h)
         q = self.head(h)
         if self.value_head is not None:
-            q = self.value_head(h) + q - q.mean(-1, keepdim=True)
+            centre = q.amax(-1, keepdim=True) if self.cfg.dueling_norm == "max" else q.mean(-1, keepdim=True)
+            q = self.value_head(h) + q - centre
         return q
 
     def _encode(self, prompts: torch.Tensor) -> list:
