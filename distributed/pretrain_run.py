@@ -55,9 +55,10 @@ def pretrain(cfg: Config, run_dir: Path) -> dict:
     sentences = load_sentences(cfg)
     tokenizer = WordTokenizer.from_sentences(sentences, cfg.task.vocab_size)
     task = make_text_task(cfg, tokenizer, prior=None)
-    cfg.model = dataclasses.replace(
-        cfg.model, vocab_size=tokenizer.vocab_size, max_prompt_len=task.prompt_len, max_gen_len=task.max_steps
-    )
+    # The vocabulary is the tokenizer's; position tables keep a preset's size (the article's 100) when larger.
+    m = cfg.model
+    cfg.model = dataclasses.replace(m, vocab_size=tokenizer.vocab_size, max_prompt_len=max(m.max_prompt_len,
+                                    task.prompt_len), max_gen_len=max(m.max_gen_len, task.max_steps))
     net_cfg = resolve_net_config(cfg, task)
     ids, lengths = encode_sentences(tokenizer, sentences, task.max_steps)
     if len(ids) <= cfg.pretrain.heldout_sentences:
@@ -70,6 +71,10 @@ def pretrain(cfg: Config, run_dir: Path) -> dict:
     held, train = order[: cfg.pretrain.heldout_sentences], order[cfg.pretrain.heldout_sentences :]
     learner = Learner(dataclasses.replace(cfg.learner, lr=cfg.pretrain.lr), net_cfg, seed=cfg.train.seed)
     net = learner.online
+    # The language-model loss is blind to V(s) (softmax ignores a per-state constant); left in the optimizer,
+    # Adam would normalise its round-off gradients into full-size steps and V would drift far from 0.
+    trained = [p for n, p in net.named_parameters() if not n.startswith("value_head.")]
+    learner.optimizer = torch.optim.AdamW(trained, lr=cfg.pretrain.lr, weight_decay=cfg.learner.weight_decay)
     log.info(
         "pretrain: %d sentences (%d held out), vocabulary %d words, %d parameters",
         len(ids),
@@ -78,12 +83,20 @@ def pretrain(cfg: Config, run_dir: Path) -> dict:
         net.num_parameters(),
     )
 
+    pool = set(task.keyword_pool.tolist())
+    in_sentence = [np.array(sorted(set(row[:n].tolist()) & pool), dtype=np.int64) for row, n in zip(ids, lengths)]
+
+    def prompts_for(rows: np.ndarray) -> np.ndarray:
+        """Random keywords, or with probability keyword_prompt_frac keywords the sentence itself contains."""
+        prompts = task.sample_prompts(rng, len(rows))
+        for i, row in enumerate(rows):
+            own = in_sentence[row]
+            if len(own) >= task.prompt_len and rng.random() < cfg.pretrain.keyword_prompt_frac:
+                prompts[i] = rng.permutation(own)[: task.prompt_len]
+        return prompts
+
     def batch(rows: np.ndarray):
-        return (
-            torch.as_tensor(task.sample_prompts(rng, len(rows))),
-            torch.as_tensor(ids[rows]),
-            torch.as_tensor(lengths[rows]),
-        )
+        return (torch.as_tensor(prompts_for(rows)), torch.as_tensor(ids[rows]), torch.as_tensor(lengths[rows]))
 
     tokens_seen = 0
     for step in range(1, cfg.pretrain.steps + 1):

@@ -113,6 +113,10 @@ def _drive(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, run: Ape
     rec = RunRecorder(spec, run_dir, config_name, mode=mode, eval_pauses_training=False)
     timer = rec.timer
     eval_net = QNetwork(spec.net_cfg).eval()
+    if cfg.init.from_run:  # the learner published its warm-start weights as version 0: evaluate them once
+        _, (weights_ref,) = ray.get(run.store.latest.remote(-1))
+        eval_net.load_state_dict(ray.get(weights_ref))
+        rec.baseline(eval_net)
     spi = cfg.replay.samples_per_insert
     # Actors may run ahead of the learner by at most one round of calls per actor (Reverb-style error buffer).
     slack = spi * cfg.actors.num_actors * cfg.actors.batches_per_call * cfg.actors.batch_size * spec.task.max_steps

@@ -128,6 +128,8 @@ class QNetwork(nn.Module):
         self.apply(self._init_weights)
         if cfg.tie_embeddings:
             self.head.weight = self.tok_emb.weight
+        if self.value_head is not None:  # V(s) starts at 0: a warm start's Q is then its advantages alone
+            nn.init.zeros_(self.value_head.weight)
         self.start_id = BOS if encdec else SEP
 
     @staticmethod
