@@ -97,7 +97,7 @@ class PretrainConfig:
     heldout_sentences: int = 1000  # sentences kept out of training to measure perplexity
     # Share of sentences whose prompt is keywords taken from the sentence itself (the rest: random keywords), so
     # that the prior is a keyword-conditioned language model with a weak copy habit for Q-learning to build on.
-    keyword_prompt_frac: float = 0.5
+    keyword_prompt_frac: float = 0.0
 
 
 @dataclass
@@ -146,6 +146,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "task.prior_coef": 1.0,
         "task.keyword_pool": 100,
         "model.tie_embeddings": True,
+        "model.copy_head": True,
         "model.d_model": 128,
         "model.n_layers": 2,
         "model.dueling": True,
@@ -310,10 +311,14 @@ def validate(cfg: Config) -> None:
     )
     _check(c.task.prior_coef >= 0, f"task.prior_coef must be >= 0, got {c.task.prior_coef}")
     _check(c.pretrain.lr > 0, f"pretrain.lr must be > 0, got {c.pretrain.lr}")
-    _check(0 <= c.pretrain.keyword_prompt_frac <= 1,
-           f"pretrain.keyword_prompt_frac must be in [0, 1], got {c.pretrain.keyword_prompt_frac}")
+    _check(
+        0 <= c.pretrain.keyword_prompt_frac <= 1,
+        f"pretrain.keyword_prompt_frac must be in [0, 1], got {c.pretrain.keyword_prompt_frac}",
+    )
     _check(c.task.vocab_size >= 16, f"task.vocab_size must be at least 16, got {c.task.vocab_size}")
-    _check(c.model.dueling_norm in ("mean", "max"), f"model.dueling_norm must be mean or max, got {c.model.dueling_norm!r}")
+    _check(
+        c.model.dueling_norm in ("mean", "max"), f"model.dueling_norm must be mean or max, got {c.model.dueling_norm!r}"
+    )
     _check(c.model.arch in ("encdec", "decoder"), f"model.arch must be 'encdec' or 'decoder', got {c.model.arch!r}")
     _check(
         c.learner.device in ("auto", "cpu", "cuda"),

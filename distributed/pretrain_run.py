@@ -57,8 +57,12 @@ def pretrain(cfg: Config, run_dir: Path) -> dict:
     task = make_text_task(cfg, tokenizer, prior=None)
     # The vocabulary is the tokenizer's; position tables keep a preset's size (the article's 100) when larger.
     m = cfg.model
-    cfg.model = dataclasses.replace(m, vocab_size=tokenizer.vocab_size, max_prompt_len=max(m.max_prompt_len,
-                                    task.prompt_len), max_gen_len=max(m.max_gen_len, task.max_steps))
+    cfg.model = dataclasses.replace(
+        m,
+        vocab_size=tokenizer.vocab_size,
+        max_prompt_len=max(m.max_prompt_len, task.prompt_len),
+        max_gen_len=max(m.max_gen_len, task.max_steps),
+    )
     net_cfg = resolve_net_config(cfg, task)
     ids, lengths = encode_sentences(tokenizer, sentences, task.max_steps)
     if len(ids) <= cfg.pretrain.heldout_sentences:

@@ -35,6 +35,7 @@ class QNetConfig:
     dueling: bool = False  # Q = V + A - mean(A) (Wang et al. 2016)
     dueling_norm: str = "mean"  # "mean", or "max": Q = V + A - max(A), so the greedy action's Q is V(s)
     tie_embeddings: bool = False  # the Q head shares the token embedding matrix (Press & Wolf 2017)
+    copy_head: bool = False  # add g(s) to Q(s, a) for every token a of the prompt (a pointer, See et al. 2017)
 
 
 class Attention(nn.Module):
@@ -99,8 +100,8 @@ class Block(nn.Module):
 class DecodeCache:
     """Per-layer preallocated self-attention keys/values (and cross-attention memory) for incremental decoding."""
 
-    def __init__(self, kv: list[tuple[torch.Tensor, torch.Tensor]], memory_kv: list, pos: int):
-        self.kv, self.memory_kv, self.pos = kv, memory_kv, pos
+    def __init__(self, kv: list[tuple[torch.Tensor, torch.Tensor]], memory_kv: list, pos: int, prompts: torch.Tensor):
+        self.kv, self.memory_kv, self.pos, self.prompts = kv, memory_kv, pos, prompts
 
 
 class QNetwork(nn.Module):
@@ -125,11 +126,14 @@ class QNetwork(nn.Module):
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size)
         self.value_head = nn.Linear(d, 1) if cfg.dueling else None
+        self.copy_gate = nn.Linear(d, 1) if cfg.copy_head else None
         self.apply(self._init_weights)
         if cfg.tie_embeddings:
             self.head.weight = self.tok_emb.weight
         if self.value_head is not None:  # V(s) starts at 0: a warm start's Q is then its advantages alone
             nn.init.zeros_(self.value_head.weight)
+        if self.copy_gate is not None:  # the pointer starts closed: a warm start's greedy policy is unchanged
+            nn.init.zeros_(self.copy_gate.weight)
         self.start_id = BOS if encdec else SEP
 
     @staticmethod
@@ -143,12 +147,17 @@ class QNetwork(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def _q_head(self, h: torch.Tensor) -> torch.Tensor:
+    def _q_head(self, h: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        """h (B, [T,] D) -> Q (B, [T,] V); prompts (B, P) for the copy head."""
         h = self.ln_f(h)
         q = self.head(h)
         if self.value_head is not None:
             centre = q.amax(-1, keepdim=True) if self.cfg.dueling_norm == "max" else q.mean(-1, keepdim=True)
             q = self.value_head(h) + q - centre
+        if self.copy_gate is not None:
+            idx = prompts if q.dim() == 2 else prompts[:, None, :].expand(-1, q.shape[1], -1)  # (B, [T,] P)
+            gate = self.copy_gate(h)  # (B, [T,] 1)
+            q = q.scatter_add(-1, idx, gate.expand(*idx.shape).to(q.dtype))
         return q
 
     def _encode(self, prompts: torch.Tensor) -> list:
@@ -173,7 +182,7 @@ class QNetwork(nn.Module):
             x = block(x, memory_kv=mkv)
         if self.cfg.arch == "decoder":
             x = x[:, prompts.shape[1] :]
-        return self._q_head(x)
+        return self._q_head(x, prompts)
 
     @torch.no_grad()
     def start(self, prompts: torch.Tensor, max_new: int) -> tuple[torch.Tensor, DecodeCache]:
@@ -184,7 +193,7 @@ class QNetwork(nn.Module):
         shape, dtype = (B, H, total, D // H), self.head.weight.dtype
         kv = [(prompts.new_zeros(shape, dtype=dtype), prompts.new_zeros(shape, dtype=dtype)) for _ in self.decoder]
         memory_kv = self._encode(prompts) if self.cfg.arch == "encdec" else [None] * len(self.decoder)
-        cache = DecodeCache(kv, memory_kv, pos=0)
+        cache = DecodeCache(kv, memory_kv, pos=0, prompts=prompts)
         tokens = self._decoder_input(prompts, prompts[:, :0])
         return self._advance(tokens, cache), cache
 
@@ -199,4 +208,4 @@ class QNetwork(nn.Module):
         for block, layer_kv, mkv in zip(self.decoder, cache.kv, cache.memory_kv, strict=False):
             x = block(x, memory_kv=mkv, cache=layer_kv, pos=cache.pos)
         cache.pos += T
-        return self._q_head(x[:, -1])
+        return self._q_head(x[:, -1], cache.prompts)

@@ -8,7 +8,19 @@ from learner.model import QNetConfig, QNetwork
 @pytest.mark.parametrize("dueling", [False, True])
 def test_kv_cached_q_values_equal_full_forward(arch, dueling):
     torch.manual_seed(0)
-    net = QNetwork(QNetConfig(arch=arch, dueling=dueling, n_layers=2, n_enc_layers=2, max_gen_len=10)).eval()
+    net = QNetwork(
+        QNetConfig(
+            arch=arch,
+            dueling=dueling,
+            n_layers=2,
+            n_enc_layers=2,
+            max_gen_len=10,
+            copy_head=dueling,
+            dueling_norm="max" if dueling else "mean",
+        )
+    ).eval()
+    if net.copy_gate is not None:
+        torch.nn.init.normal_(net.copy_gate.weight, std=0.05)  # an open pointer, so the test covers it
     prompts = torch.randint(4, 12, (5, 6))
     actions = torch.randint(0, 12, (5, 9))
     full = net(prompts, actions)  # (5, 10, 12)
@@ -41,3 +53,19 @@ def test_article_preset_shape():
     cfg = resolve_net_config(load_config("article"), make_task("reverse"))
     assert (cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.max_gen_len) == (10_000, 256, 8, 6, 100)
     assert cfg.arch == "encdec"
+
+
+def test_copy_head_adds_the_gate_to_prompt_tokens_only():
+    torch.manual_seed(0)
+    plain = QNetwork(QNetConfig(dueling=True, dueling_norm="max"))
+    copy = QNetwork(QNetConfig(dueling=True, dueling_norm="max", copy_head=True))
+    copy.load_state_dict({**plain.state_dict(), **{k: v for k, v in copy.state_dict().items() if "copy" in k}})
+    prompts, actions = torch.tensor([[4, 7, 7, 9, 5, 6]]), torch.tensor([[4, 5]])
+    torch.testing.assert_close(copy(prompts, actions), plain(prompts, actions))  # a closed gate changes nothing
+    with torch.no_grad():
+        copy.copy_gate.bias.fill_(0.5)
+    diff = copy(prompts, actions) - plain(prompts, actions)  # (1, 3, 12)
+    expected = torch.zeros(12)
+    expected[[4, 5, 6, 9]] = 0.5
+    expected[7] = 1.0  # token 7 stands twice in the prompt
+    torch.testing.assert_close(diff[0, 1], expected)

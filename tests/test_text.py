@@ -66,8 +66,18 @@ def test_keywords_rewards_by_hand():
     tok = WordTokenizer(["cat", "dog", "sat", "ran"])  # ids 5, 6, 7, 8
     bias = [0.0] * 5 + [np.log(4.0), 0.0, np.log(2.0), 0.0]
     prior = _uniform_prior(9, bias)
-    task = TextTask("keywords", tok, prior, num_keywords=2, max_length=6, keyword_pool=[5, 6, 7, 8],
-                    keyword_reward=1.0, eos_reward=0.5, prior_coef=2.0, prior_reward="gap")
+    task = TextTask(
+        "keywords",
+        tok,
+        prior,
+        num_keywords=2,
+        max_length=6,
+        keyword_pool=[5, 6, 7, 8],
+        keyword_reward=1.0,
+        eos_reward=0.5,
+        prior_coef=2.0,
+        prior_reward="gap",
+    )
     prompts = np.array([[5, 6]])  # "cat dog"
     actions = np.array([[5, 5, 7, 6, EOS, 0]])  # cat cat sat dog <eos> (pad)
     r = task.episode_rewards(prompts, actions, np.array([5]))
@@ -102,6 +112,19 @@ def test_prompt_words_outside_vocabulary_are_one_sentence(tmp_path):
 def test_pretrain_rejects_an_empty_corpus_on_the_command_line(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    proc = subprocess.run([sys.executable, "-m", "distributed.cli", "pretrain", "--corpus", str(empty), "--run-dir",
-                           str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli",
+            "pretrain",
+            "--corpus",
+            str(empty),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "empty.txt is empty" in proc.stderr and "Traceback" not in proc.stderr

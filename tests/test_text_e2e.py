@@ -12,8 +12,13 @@ from distributed.evaluate_run import evaluate_run, generate_one
 from distributed.pretrain_run import pretrain
 from distributed.serial import train_serial
 
-SMALL = ["task.corpus_sentences=3000", "pretrain.steps=30", "pretrain.heldout_sentences=200", "model.d_model=32",
-         "model.n_layers=1"]
+SMALL = [
+    "task.corpus_sentences=3000",
+    "pretrain.steps=30",
+    "pretrain.heldout_sentences=200",
+    "model.d_model=32",
+    "model.n_layers=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +30,10 @@ def lm_run(tmp_path_factory):
 
 
 def test_keywords_from_a_warm_start_reports_text_metrics(lm_run, tmp_path):
-    cfg = load_config("keywords", [f"init.from_run={lm_run}", "train.total_updates=10", "replay.learning_starts=32",
-                                   "task.eval_prompts=50"])
+    cfg = load_config(
+        "keywords",
+        [f"init.from_run={lm_run}", "train.total_updates=10", "replay.learning_starts=32", "task.eval_prompts=50"],
+    )
     summary = train_serial(cfg, tmp_path, "keywords")
     ev = summary["eval"]
     for key in ("keyword_coverage", "prior_perplexity", "distinct_2", "mean_return"):
@@ -41,16 +48,31 @@ def test_keywords_from_a_warm_start_reports_text_metrics(lm_run, tmp_path):
 def test_bad_prompts_and_missing_warm_start_are_one_sentence(lm_run, tmp_path):
     bad = tmp_path / "prompts.txt"
     bad.write_text("man house\nman qqqzzz\n")
-    cmd = [sys.executable, "-m", "distributed.cli", "train", "--mode", "serial", "--config", "keywords",
-           "--run-dir", str(tmp_path / "r")]
-    proc = subprocess.run(cmd + [f"init.from_run={lm_run}", f"task.prompts_file={bad}"], capture_output=True,
-                          text=True, timeout=120)
+    cmd = [
+        sys.executable,
+        "-m",
+        "distributed.cli",
+        "train",
+        "--mode",
+        "serial",
+        "--config",
+        "keywords",
+        "--run-dir",
+        str(tmp_path / "r"),
+    ]
+    proc = subprocess.run(
+        cmd + [f"init.from_run={lm_run}", f"task.prompts_file={bad}"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert "prompts.txt line 2 ('man qqqzzz'): word 'qqqzzz' is not in the vocabulary" in proc.stderr
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "needs init.from_run=DIR" in proc.stderr and "Traceback" not in proc.stderr
-    gen = subprocess.run([sys.executable, "-m", "distributed.cli", "generate", "--run-dir", str(lm_run), "--prompt",
-                          "man qqqzzz"], capture_output=True, text=True, timeout=120)
+    gen = subprocess.run(
+        [sys.executable, "-m", "distributed.cli", "generate", "--run-dir", str(lm_run), "--prompt", "man qqqzzz"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert gen.returncode == 2 and "word 'qqqzzz' is not in the vocabulary" in gen.stderr
 
 
@@ -60,13 +82,35 @@ def test_article_preset_runs_keywords_in_local_mode(ray_local, tmp_path):
     from distributed.ray_driver import train_distributed
 
     lm = tmp_path / "lm"
-    pretrain(load_config("article", ["task.name=keywords", "task.corpus_sentences=2000", "pretrain.steps=3",
-                                     "pretrain.batch_size=8", "pretrain.heldout_sentences=100"]), lm)
+    pretrain(
+        load_config(
+            "article",
+            [
+                "task.name=keywords",
+                "task.corpus_sentences=2000",
+                "pretrain.steps=3",
+                "pretrain.batch_size=8",
+                "pretrain.heldout_sentences=100",
+            ],
+        ),
+        lm,
+    )
     saved = json.loads((lm / "config.json").read_text())["model"]
     assert (saved["d_model"], saved["n_heads"], saved["n_layers"], saved["arch"]) == (256, 8, 6, "encdec")
-    cfg = load_config("article", ["task.name=keywords", f"init.from_run={lm}", "train.total_updates=4",
-                                  "replay.learning_starts=16", "actors.batch_size=8", "learner.batch_size=8",
-                                  "train.eval_every=2", "task.eval_prompts=16", "actors.explore=softmax"])
+    cfg = load_config(
+        "article",
+        [
+            "task.name=keywords",
+            f"init.from_run={lm}",
+            "train.total_updates=4",
+            "replay.learning_starts=16",
+            "actors.batch_size=8",
+            "learner.batch_size=8",
+            "train.eval_every=2",
+            "task.eval_prompts=16",
+            "actors.explore=softmax",
+        ],
+    )
     summary = train_distributed(cfg, tmp_path / "run", "article", build_spec(cfg))
     assert summary["mode"] == "local" and summary["learner_updates"] >= 4
     assert "keyword_coverage" in summary["eval"] and "baseline" in summary["eval"]
