@@ -12,7 +12,7 @@ from actors.tasks import TaskError
 from distributed.components import build_spec, write_json
 from distributed.config import ConfigError, config_from_dict
 from distributed.recorder import full_eval
-from distributed.text_setup import load_weights
+from distributed.text_setup import init_checkpoint, load_weights
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from learner.model import QNetwork
 
@@ -65,24 +65,14 @@ def generate_one(run_dir: Path, prompt: str, checkpoint: Path | None = None) -> 
 
 def evaluate_run(run_dir: Path, num_prompts: int | None = None, checkpoint: Path | None = None) -> dict:
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    if num_prompts is not None:
-        if num_prompts < 1:
-            raise ConfigError(f"--prompts must be at least 1, got {num_prompts}")
-        cfg.task.eval_prompts = num_prompts
-    spec = build_spec(cfg)
-    path = checkpoint or latest_checkpoint(run_dir / "checkpoints")
-    if path is None:
-        raise CheckpointError(f"{run_dir} has no checkpoints to evaluate")
-    state = load_checkpoint(path)
-    net = QNetwork(spec.net_cfg)
-    try:
-        net.load_state_dict(state["learner"]["online"])
-    except (RuntimeError, KeyError, TypeError) as err:
-        raise CheckpointError(
-            f"checkpoint {path} does not fit this run's model ({str(err).splitlines()[0][:100]})"
-        ) from None
-    result = full_eval(spec, net.eval())
+    spec, net, state, path = load_run(run_dir, checkpoint, num_prompts)
+    result = full_eval(spec, net)
+    init_dir = spec.cfg.init.from_run
+    if init_dir and Path(init_dir).resolve() != run_dir.resolve():
+        # the warm-start policy, on the same prompts
+        base = QNetwork(spec.net_cfg)
+        load_weights(base, init_checkpoint(Path(init_dir)), init_dir)
+        result["baseline"] = full_eval(spec, base.eval(), num_samples=2)
     result["checkpoint"] = str(path)
     result["learner_updates"] = int(state["learner"]["updates"])
     write_json(run_dir / "eval.json", result)

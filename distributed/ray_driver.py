@@ -29,18 +29,20 @@ from learner.model import QNetwork
 log = logging.getLogger("tokenq")
 
 
-def start_ray(cfg: Config, address: str | None) -> bool:
+def start_ray(cfg: Config, address: str | None) -> tuple[bool, str]:
     """Join the cluster at `address` / RAY_ADDRESS, or start a local instance sized for this job.
 
-    Returns True when this process started Ray (and so shuts it down). Locally the CPU resource is at least what
-    the job asks for: actor processes share the cores, which is what local multi-process mode means.
+    Returns (whether this process started Ray and so shuts it down, "cluster" or "local"). Locally the CPU
+    resource is at least what the job asks for: actor processes share the cores, which is what local
+    multi-process mode means.
     """
-    if ray.is_initialized():  # a caller (a test session, a notebook) already holds a Ray connection
-        return False
     address = address or os.environ.get("RAY_ADDRESS")
+    mode = "cluster" if address else "local"
+    if ray.is_initialized():  # a caller (a test session, a notebook) already holds a Ray connection
+        return False, mode
     if address:
         ray.init(address=address, log_to_driver=True)
-        return False
+        return False, mode
     wanted = cfg.actors.num_actors * cfg.actors.num_cpus + 1
     ray.init(
         num_cpus=max(os.cpu_count() or 1, int(wanted + 0.999)),
@@ -48,7 +50,7 @@ def start_ray(cfg: Config, address: str | None) -> bool:
         log_to_driver=True,
         dashboard_host="127.0.0.1",
     )
-    return True
+    return True, mode
 
 
 class ApeXRun:
@@ -89,7 +91,7 @@ class ApeXRun:
 
 
 def train_distributed(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, address: str | None = None) -> dict:
-    started = start_ray(cfg, address)
+    started, mode = start_ray(cfg, address)
     torch.set_num_threads(1)  # the driver only evaluates; leave the cores to actors and learner
     try:
         t0 = time.perf_counter()
@@ -102,7 +104,6 @@ def train_distributed(cfg: Config, run_dir: Path, config_name: str, spec: RunSpe
             learner_where["device"],
             time.perf_counter() - t0,
         )
-        mode = "local" if started else "cluster"
         return _drive(cfg, run_dir, config_name, spec, run, mode)
     finally:
         if started:

@@ -92,7 +92,7 @@ def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_pat
             "actors.num_actors=2",
             "replay.num_shards=2",
             "train.eval_every=50",
-            "train.stop_at_target=true",
+            "train.total_updates=700",
             "train.max_seconds=90",
             "train.log_every_s=0.5",
             "train.checkpoint_every=100",
