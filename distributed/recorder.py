@@ -34,6 +34,8 @@ class RunRecorder:
         self.spec, self.run_dir, self.config_name, self.mode = spec, Path(run_dir), config_name, mode
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", spec.cfg.to_dict())
+        if hasattr(spec.task.tokenizer, "save"):  # a word vocabulary travels with the run that uses it
+            spec.task.tokenizer.save(self.run_dir / "tokenizer.json")
         self.writer = M.MetricsWriter(str(self.run_dir / "tb"))
         self.writer.config(spec.cfg.to_dict())
         self.timer = PhaseTimer()

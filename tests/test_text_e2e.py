@@ -114,3 +114,24 @@ def test_article_preset_runs_keywords_in_local_mode(ray_local, tmp_path):
     summary = train_distributed(cfg, tmp_path / "run", "article", build_spec(cfg))
     assert summary["mode"] == "local" and summary["learner_updates"] >= 4
     assert "keyword_coverage" in summary["eval"] and "baseline" in summary["eval"]
+
+
+def test_a_reward_function_that_raises_stops_the_run_clearly_and_keeps_checkpoints(tmp_path):
+    from pathlib import Path
+
+    from learner.checkpoint import latest_checkpoint, load_checkpoint
+
+    repo = Path(__file__).resolve().parents[1]
+    run = tmp_path / "run"
+    base = [sys.executable, "-m", "distributed.cli", "train", "--mode", "serial", "--run-dir", str(run),
+            "train.checkpoint_every=10", "replay.learning_starts=32"]
+    proc = subprocess.run(base + ["task.name=tests.reward_fns:explodes_later"], capture_output=True, text=True,
+                          timeout=120, cwd=repo)
+    assert proc.returncode == 2
+    assert "reward function tests.reward_fns:explodes_later raised RuntimeError: lookup table missing" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    state = load_checkpoint(latest_checkpoint(run / "checkpoints"))  # what was saved before the failure is intact
+    assert state["learner"]["updates"] >= 10
+    nan = subprocess.run(base + ["task.name=tests.reward_fns:returns_nan"], capture_output=True, text=True,
+                         timeout=120, cwd=repo)
+    assert nan.returncode == 2 and "returned nan" in nan.stderr
