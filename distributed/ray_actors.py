@@ -140,14 +140,16 @@ class LearnerActor:
     """Runs Double-DQN updates on batches prefetched from the shards; writes priorities back without waiting and
     publishes its weights to the store every `train.publish_every` updates."""
 
-    def __init__(self, config: dict, shards: list, store, seed: int):
+    def __init__(self, config: dict, names: dict, seed: int):
         cfg = config_from_dict(config)
         if cfg.train.torch_threads:
             torch.set_num_threads(cfg.train.torch_threads)
         self.learner = Learner(cfg.learner, resolve_net_config(cfg, build_task(cfg)), seed=seed)
         if cfg.init.from_run:
             init_learner(self.learner, cfg)
-        self.cfg, self.shards, self.store = cfg, shards, store
+        # The store exists before the learner; the shards, placed beside it, are looked up at the first update.
+        self.cfg, self.names, self.shards = cfg, names, None
+        self.store = ray.get_actor(names["store"], namespace=names["namespace"])
         self.in_flight: deque = deque()  # (shard index, sample ref)
         self.next_shard = 0
         self.publish()
@@ -166,6 +168,8 @@ class LearnerActor:
     def train(self, max_updates: int, budget_transitions: float, beta: float) -> dict:
         """Up to `max_updates` updates, stopping once `budget_transitions` have been trained (the driver's
         samples-per-insert allowance)."""
+        if self.shards is None:
+            _, self.shards = lookup(self.names)
         sums: dict[str, float] = {}
         done = trained = empty = 0
         wait_s = 0.0

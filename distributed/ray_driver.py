@@ -16,6 +16,7 @@ from pathlib import Path
 import ray
 import torch
 from ray.exceptions import RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.policy import ape_x_epsilons
 from distributed import metrics as M
@@ -32,7 +33,7 @@ log = logging.getLogger("tokenq")
 def start_ray(cfg: Config, address: str | None) -> tuple[bool, str]:
     """Join the cluster at `address` / RAY_ADDRESS, or start a local instance sized for this job.
 
-    Returns (whether this process started Ray and so shuts it down, "cluster" or "local"). Locally the CPU
+    Returns (whether this call connected, and so disconnects at the end, "cluster" or "local"). Locally the CPU
     resource is at least what the job asks for: actor processes share the cores, which is what local
     multi-process mode means.
     """
@@ -42,7 +43,7 @@ def start_ray(cfg: Config, address: str | None) -> tuple[bool, str]:
         return False, mode
     if address:
         ray.init(address=address, log_to_driver=True)
-        return False, mode
+        return True, mode
     wanted = cfg.actors.num_actors * cfg.actors.num_cpus + 1
     ray.init(
         num_cpus=max(os.cpu_count() or 1, int(wanted + 0.999)),
@@ -63,16 +64,21 @@ class ApeXRun:
         self.names = actor_names(f"run-{uuid.uuid4().hex[:8]}", cfg.replay.num_shards)
         ns = self.names["namespace"]
         self.store = WeightStoreActor.options(name=self.names["store"], namespace=ns).remote()
+        # The learner takes a GPU when the cluster has one; the shards go beside it (node affinity), so
+        # sampling and priority updates stay on one node; rollout actors spread over the nodes.
+        use_gpu = ray.cluster_resources().get("GPU", 0) >= 1 and cfg.learner.device != "cpu"
+        self.learner = LearnerActor.options(num_gpus=1 if use_gpu else 0, num_cpus=1).remote(config, self.names, seed)
+        placement = "DEFAULT"
+        if len([n for n in ray.nodes() if n["Alive"]]) > 1:
+            learner_node = ray.get(self.learner.where.remote())["node_id"]
+            placement = NodeAffinitySchedulingStrategy(node_id=learner_node, soft=False)
         self.shards = [
-            ReplayShardActor.options(name=self.names["shards"][i], namespace=ns).remote(
+            ReplayShardActor.options(name=self.names["shards"][i], namespace=ns, scheduling_strategy=placement).remote(
                 per_shard, task.prompt_len, task.max_steps, cfg.replay.alpha, seed + 100 + i, cfg.replay.priority_eps
             )
             for i in range(cfg.replay.num_shards)
         ]
-        use_gpu = ray.cluster_resources().get("GPU", 0) >= 1 and cfg.learner.device != "cpu"
-        self.learner = LearnerActor.options(num_gpus=1 if use_gpu else 0, num_cpus=1).remote(
-            config, self.shards, self.store, seed
-        )
+        self.shard_nodes = {w["node_id"] for w in ray.get([sh.stats.remote() for sh in self.shards])}  # all live
         self.epsilons = ape_x_epsilons(cfg.actors.epsilon, cfg.actors.epsilon_alpha, cfg.actors.num_actors)
         self.actors = [self._make_actor(i) for i in range(cfg.actors.num_actors)]
         self.restarts = 0
@@ -80,14 +86,18 @@ class ApeXRun:
 
     def _make_actor(self, i: int):
         # Ray restarts a dead actor process (its constructor runs again and pulls the newest weights).
-        return RolloutActor.options(num_cpus=self.cfg.actors.num_cpus, max_restarts=-1).remote(
-            self.cfg.to_dict(), i, self.epsilons[i], self.names, self.cfg.train.seed + 1000 * (i + 1)
-        )
+        return RolloutActor.options(
+            num_cpus=self.cfg.actors.num_cpus, max_restarts=-1, scheduling_strategy="SPREAD"
+        ).remote(self.cfg.to_dict(), i, self.epsilons[i], self.names, self.cfg.train.seed + 1000 * (i + 1))
 
     def wait_ready(self) -> dict:
         where = ray.get([a.where.remote() for a in self.actors] + [self.learner.where.remote()])
         self.nodes.update(w["node_id"] for w in where[:-1])
         return where[-1]
+
+
+def learner_where_node(run: ApeXRun) -> str:
+    return ray.get(run.learner.where.remote())["node_id"]
 
 
 def train_distributed(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, address: str | None = None) -> dict:
@@ -233,6 +243,8 @@ def _drive(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, run: Ape
         "weights_version": ray.get(run.store.current_version.remote()),
         "actor_restarts": run.restarts,
         "nodes": sorted(run.nodes),
+        "learner_node": learner_where_node(run),
+        "shard_nodes": sorted(run.shard_nodes),
         "actor_epsilons": run.epsilons,
         "replay_transitions": sum(s["size_transitions"] for s in shard_stats),
         "num_parameters": eval_net.num_parameters(),

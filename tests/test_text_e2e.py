@@ -123,15 +123,27 @@ def test_a_reward_function_that_raises_stops_the_run_clearly_and_keeps_checkpoin
 
     repo = Path(__file__).resolve().parents[1]
     run = tmp_path / "run"
-    base = [sys.executable, "-m", "distributed.cli", "train", "--mode", "serial", "--run-dir", str(run),
-            "train.checkpoint_every=10", "replay.learning_starts=32"]
-    proc = subprocess.run(base + ["task.name=tests.reward_fns:explodes_later"], capture_output=True, text=True,
-                          timeout=120, cwd=repo)
+    base = [
+        sys.executable,
+        "-m",
+        "distributed.cli",
+        "train",
+        "--mode",
+        "serial",
+        "--run-dir",
+        str(run),
+        "train.checkpoint_every=10",
+        "replay.learning_starts=32",
+    ]
+    proc = subprocess.run(
+        base + ["task.name=tests.reward_fns:explodes_later"], capture_output=True, text=True, timeout=120, cwd=repo
+    )
     assert proc.returncode == 2
     assert "reward function tests.reward_fns:explodes_later raised RuntimeError: lookup table missing" in proc.stderr
     assert "Traceback" not in proc.stderr
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))  # what was saved before the failure is intact
     assert state["learner"]["updates"] >= 10
-    nan = subprocess.run(base + ["task.name=tests.reward_fns:returns_nan"], capture_output=True, text=True,
-                         timeout=120, cwd=repo)
+    nan = subprocess.run(
+        base + ["task.name=tests.reward_fns:returns_nan"], capture_output=True, text=True, timeout=120, cwd=repo
+    )
     assert nan.returncode == 2 and "returned nan" in nan.stderr
