@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a Q-network on a task")
     t.add_argument(
-        "--config", default="reverse", help="a preset (reverse, copy, sort, add, tiny, article) or a YAML file"
+        "--config",
+        default="reverse",
+        help="a preset (reverse, copy, sort, add, tiny, keywords, fluency, article) or a YAML file",
     )
     t.add_argument(
         "--mode",

@@ -158,20 +158,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.total_updates": 1000,
         "train.eval_every": 100,
     },
-    "fluency": {
-        "task.name": "fluency",
-        "task.keyword_reward": 0.0,
-        "task.prior_reward": "logp",
-        "task.prior_coef": 1.0,
-        "model.d_model": 128,
-        "model.n_layers": 2,
-        "model.dueling": True,
-        "model.dueling_norm": "max",
-        "actors.explore": "softmax",
-        "actors.epsilon": 0.5,
-        "learner.lr": 3e-4,
-        "train.total_updates": 1000,
-    },
     "article": {
         # The source article's sizes: vocab 10000, d_model 256, 8 heads, 6 layers, batch 32, max_length 100.
         "model.vocab_size": 10_000,
@@ -184,6 +170,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.max_prompt_len": 100,
         "learner.batch_size": 32,
     },
+}
+# `fluency`: the keywords setup with the prior's log-probability as the whole reward (plus EOS).
+PRESETS["fluency"] = {
+    **PRESETS["keywords"],
+    "task.name": "fluency",
+    "task.keyword_reward": 0.0,
+    "task.prior_reward": "logp",
 }
 
 SECTIONS = [f.name for f in dataclasses.fields(Config)]

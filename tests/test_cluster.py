@@ -150,8 +150,9 @@ def test_ray_job_submit_to_a_head_on_loopback(tmp_path):
             for w in line.split()
             if w.strip("'").startswith("raysubmit_")
         )
-        status = subprocess.run([RAY, "job", "status", "--address", address, job_id], env=_env(),
-                                capture_output=True, text=True)
+        status = subprocess.run(
+            [RAY, "job", "status", "--address", address, job_id], env=_env(), capture_output=True, text=True
+        )
         assert f"Job '{job_id}' succeeded" in re.sub(r"\x1b\[[0-9;]*m", "", status.stdout + status.stderr)
         summary = json.loads((run / "summary.json").read_text())
         assert summary["mode"] == "cluster" and summary["learner_updates"] == 400
