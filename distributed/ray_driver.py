@@ -15,13 +15,13 @@ from pathlib import Path
 
 import ray
 import torch
-from ray.exceptions import RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.policy import ape_x_epsilons
 from distributed import metrics as M
 from distributed.components import RunSpec
-from distributed.config import Config
+from distributed.config import Config, ConfigError
 from distributed.ray_actors import LearnerActor, ReplayShardActor, RolloutActor, WeightStoreActor, actor_names
 from distributed.recorder import RunRecorder
 from distributed.serial import beta_at, checkpoint_state, learner_scalars
@@ -90,8 +90,16 @@ class ApeXRun:
             num_cpus=self.cfg.actors.num_cpus, max_restarts=-1, scheduling_strategy="SPREAD"
         ).remote(self.cfg.to_dict(), i, self.epsilons[i], self.names, self.cfg.train.seed + 1000 * (i + 1))
 
-    def wait_ready(self) -> dict:
-        where = ray.get([a.where.remote() for a in self.actors] + [self.learner.where.remote()])
+    def wait_ready(self, timeout_s: float = 300.0) -> dict:
+        try:
+            where = ray.get([a.where.remote() for a in self.actors] + [self.learner.where.remote()], timeout=timeout_s)
+        except GetTimeoutError:
+            need = self.cfg.actors.num_actors * self.cfg.actors.num_cpus + 1
+            have = ray.cluster_resources().get("CPU", 0)
+            raise ConfigError(
+                f"the actors could not be placed within {timeout_s:.0f}s: the job asks for {need:g} CPUs "
+                f"(actors.num_actors x actors.num_cpus + 1 for the learner) and the cluster has {have:g}"
+            ) from None
         self.nodes.update(w["node_id"] for w in where[:-1])
         return where[-1]
 

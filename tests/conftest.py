@@ -13,6 +13,8 @@ torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
+    # Tests that end every Ray process on the machine run after all others.
+    items.sort(key=lambda item: "kills_ray" in item.keywords)
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs a CUDA device")
         for item in items:
