@@ -27,6 +27,16 @@ def _port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def _close_ray_ssh_multiplexers() -> None:
+    """Ray's commands leave ssh ControlMaster processes ("ssh: /tmp/ray_ssh_...") holding sessions open."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ssh: /tmp/ray_ssh_"):
+                os.kill(int(proc.name), signal.SIGTERM)
+        except OSError:
+            pass
+
+
 def _run(args, **kw):
     env = dict(os.environ, RAY_AUTH_MODE="token")
     env.pop("RAY_ADDRESS", None)
@@ -106,5 +116,6 @@ def test_ray_up_submit_down_over_ssh_on_loopback(tmp_path):
         pid_file = ssh / "sshd.pid"
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        _close_ray_ssh_multiplexers()
         time.sleep(1)
     assert down.returncode == 0, down.stdout[-2000:] + down.stderr[-2000:]
