@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +11,13 @@ from actors.tasks import TaskError
 from distributed.components import build_spec, write_json
 from distributed.config import ConfigError, config_from_dict
 from distributed.recorder import full_eval
-from distributed.text_setup import init_checkpoint, load_weights
+from distributed.text_setup import init_checkpoint, load_weights, read_run_config
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from learner.model import QNetwork
 
 
 def load_run_config(run_dir: Path):
-    path = Path(run_dir) / "config.json"
-    try:
-        tree = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{run_dir} is not a tokenq run directory (no config.json)") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read {path}: {err}") from None
-    return config_from_dict(tree)
+    return config_from_dict(read_run_config(Path(run_dir)))
 
 
 def load_run(run_dir: Path, checkpoint: Path | None = None, num_prompts: int | None = None):
