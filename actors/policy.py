@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 
 def ape_x_epsilons(epsilon: float, alpha: float, num_actors: int) -> list[float]:
@@ -14,22 +13,22 @@ def ape_x_epsilons(epsilon: float, alpha: float, num_actors: int) -> list[float]
 
 
 def epsilon_greedy(
-    q: torch.Tensor,
+    q: np.ndarray,
     epsilon: float | np.ndarray,
     rng: np.random.Generator,
     explore: str = "uniform",
     temperature: float = 1.0,
 ) -> np.ndarray:
-    """q (B, V) -> (B,) actions: argmax with probability 1 - eps; otherwise a uniform token ("uniform"), or a
-    sample from softmax(q / temperature) ("softmax": over a large vocabulary, a uniform token is almost never a
-    word that fits, while a warm-started Q-network's softmax proposes ones that do)."""
-    greedy = q.argmax(-1).cpu().numpy()
+    """q (B, V) host array -> (B,) actions: argmax with probability 1 - eps; otherwise a uniform token ("uniform"),
+    or a sample from softmax(q / temperature) ("softmax": over a large vocabulary, a uniform token is almost never
+    a word that fits, while a warm-started Q-network's softmax proposes ones that do)."""
+    greedy = q.argmax(-1)
     if np.all(np.asarray(epsilon) == 0):
         return greedy
     B, V = q.shape
     if explore == "softmax":
-        probs = torch.softmax(q.float() / temperature, dim=-1).cpu().numpy().astype(np.float64)
-        cdf = np.cumsum(probs, axis=1)
+        logits = (q.astype(np.float64) - q.max(-1, keepdims=True)) / temperature
+        cdf = np.cumsum(np.exp(logits), axis=1)
         u = rng.random(B)[:, None] * cdf[:, -1:]
         random_tokens = np.minimum((cdf < u).sum(1), V - 1)
     else:

@@ -40,10 +40,6 @@ class EpisodeBatch:
     def as_dict(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
-    @classmethod
-    def from_dict(cls, arrays: dict[str, np.ndarray]) -> EpisodeBatch:
-        return cls(**arrays)
-
 
 @torch.no_grad()
 def generate(
@@ -65,8 +61,8 @@ def generate(
     lengths = np.full(B, S, dtype=np.int64)
     alive = np.ones(B, dtype=bool)
     for t in range(S):
-        a = epsilon_greedy(q, epsilon, rng, explore, temperature)
-        q_np = q.float().cpu().numpy()
+        q_np = q.float().cpu().numpy()  # the step's one copy to the host
+        a = epsilon_greedy(q_np, epsilon, rng, explore, temperature)
         actions[alive, t] = a[alive]
         q_taken[alive, t] = q_np[alive, a[alive]]
         values[alive, t] = q_np[alive].max(1)

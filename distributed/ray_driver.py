@@ -83,6 +83,7 @@ class ApeXRun:
         self.actors = [self._make_actor(i) for i in range(cfg.actors.num_actors)]
         self.restarts = 0
         self.nodes: set[str] = set()
+        self.learner_node = ""  # set by wait_ready
 
     def _make_actor(self, i: int):
         # Ray restarts a dead actor process (its constructor runs again and pulls the newest weights).
@@ -101,11 +102,8 @@ class ApeXRun:
                 f"(actors.num_actors x actors.num_cpus + 1 for the learner) and the cluster has {have:g}"
             ) from None
         self.nodes.update(w["node_id"] for w in where[:-1])
+        self.learner_node = where[-1]["node_id"]
         return where[-1]
-
-
-def learner_where_node(run: ApeXRun) -> str:
-    return ray.get(run.learner.where.remote())["node_id"]
 
 
 def train_distributed(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, address: str | None = None) -> dict:
@@ -251,7 +249,7 @@ def _drive(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, run: Ape
         "weights_version": ray.get(run.store.current_version.remote()),
         "actor_restarts": run.restarts,
         "nodes": sorted(run.nodes),
-        "learner_node": learner_where_node(run),
+        "learner_node": run.learner_node,
         "shard_nodes": sorted(run.shard_nodes),
         "actor_epsilons": run.epsilons,
         "replay_transitions": sum(s["size_transitions"] for s in shard_stats),

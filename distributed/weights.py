@@ -13,14 +13,12 @@ class WeightStore:
     def __init__(self) -> None:
         self.version = -1
         self.payload: Any = None
-        self.publications = 0
 
     def publish(self, version: int, payload: Any) -> bool:
         """Keep `payload` if it is newer than what is stored; an older or equal version is ignored."""
         if version <= self.version:
             return False
         self.version, self.payload = version, payload
-        self.publications += 1
         return True
 
     def latest(self, have_version: int) -> tuple[int, Any] | None:
