@@ -1,24 +1,57 @@
-"""`tokenq bench`: throughput figures measured in one run on this machine. Prints a table; no assertions.
+"""`tokenq bench`: throughput figures measured in one run on this machine, against the ceiling this machine shows.
 
-- rollout: tokens/s generating 64 new tokens for 32 sequences, with the KV cache vs recomputing the whole prefix
-  at every step;
-- learner: transitions trained/s with whole-sequence TD (one forward pass per network per batch of episodes)
-  vs one forward pass per transition (DQN-style batches of single transitions, padded prefixes).
+Prints a table and writes flat dotted keys (no assertions; `goals.*` only report pass/fail):
+
+- `machine.matmul_gflops`: the ceiling, fp32 square `torch.matmul` at this process's torch threads, the best of a
+  few repetitions over sizes 1024 and 2048;
+- `rollout.tokens_per_s_kv`, `rollout.tokens_per_s_naive`: 64 new tokens for 32 sequences, with the KV cache vs
+  recomputing the whole prefix at every step;
+- `learner.*`: the small preset, `reverse` (its own network and episode shape, 32 episodes per update);
+  `learner.article.*`: the article's network (ARTICLE_CFG: vocab 10000, d_model 256, 8 heads, 6 + 6 layers, encdec)
+  on synthetic 8-token prompts and 16-token episodes, 32 per update, through the same `Learner.update`. Each has
+  `transitions_per_s_sequence` (whole-sequence TD: one forward pass per network per batch of episodes),
+  `transitions_per_s_per_transition` (DQN-style batches of single transitions read off padded prefixes),
+  `flops_per_update` (analytic, below), `flops_per_update_counted` (FlopCounterMode on one update) and
+  `achieved_gflops` = flops_per_update / measured seconds per update;
+- `replay.*`: insert and sample rates and storage bytes per transition of one shard on `reverse` episodes;
+- `weights.publish_to_actor_s`: article-sized network on a local Ray instance: from the learner's publish of version
+  v to every rollout actor having acted (finished a `run(1)`) with v; the median of a few publications.
+  `weights.actor_batch_s` is one `run(1)` without new weights, the part of that time spent acting;
+- `system.*`: short real `reverse` runs. `system.serial_*` from `train_serial`; `system.env_steps_per_s_1_actor` and
+  `_2_actors` from `train_distributed` with actors.num_actors = 1 and 2; `system.transitions_trained_per_s` is the
+  2-actor local run's (the default actor count).
+- `goals.NAME.value`, `.target`, `.pass`: each goal's measured figure or ratio against its target (GOALS).
+
+Model FLOPs of one Double-DQN update (`update_flops`), counting matmuls only (2 FLOPs per multiply-add), with
+d = d_model, f = mlp_ratio, V = vocab, B episodes, P prompt tokens and T steps per episode:
+  per token of a block:   8 d^2 (q, kv, proj) + 4 f d^2 (MLP), plus 4 d^2 for cross-attention's q and proj;
+  per attention:          4 Tq Tk d (scores and values; the full square, causal or not, as FlopCounterMode counts);
+  cross-attention memory: 4 d^2 per prompt token per decoder layer (its keys and values);
+  head:                   2 d V per output position (+ 2 d each for the dueling value and the copy gate).
+  encdec:  F = B [n_enc (P (8 + 4f) d^2 + 4 P^2 d) + n_layers (T (12 + 4f) d^2 + 4 T^2 d + 4 P d^2 + 4 T P d)
+               + 2 T d V]
+  decoder: F = B [n_layers (L (8 + 4f) d^2 + 4 L^2 d) + 2 T d V],  L = P + T
+  update  = 4 F: the online forward (F), its backward (2 F: gradients of inputs and of weights), the target
+  forward (F, no grad). The decoder reads T positions: the start token and a_0..a_{T-2}.
+The benchmark reports achieved GFLOP/s from this analytic count; the counted figure is printed beside it as a check.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from distributed.components import build_spec
-from distributed.config import load_config
 from distributed.replay import SampledBatch
 from learner.learner import Learner, LearnerConfig
 from learner.model import QNetConfig, QNetwork
@@ -28,14 +61,104 @@ log = logging.getLogger("tokenq")
 ROLLOUT_CFG = QNetConfig(
     vocab_size=12, d_model=128, n_heads=4, n_layers=2, n_enc_layers=2, max_prompt_len=8, max_gen_len=64
 )
+# The article preset's network (PRESETS["article"]) with keywords-task episode shapes: a few prompt tokens, 16 steps.
+ARTICLE_PROMPT_LEN, ARTICLE_STEPS = 8, 16
+ARTICLE_CFG = QNetConfig(
+    vocab_size=10_000,
+    d_model=256,
+    n_heads=8,
+    n_layers=6,
+    n_enc_layers=6,
+    arch="encdec",
+    max_prompt_len=ARTICLE_PROMPT_LEN,
+    max_gen_len=ARTICLE_STEPS,
+)
+ARTICLE_OVERRIDES = [
+    "model.vocab_size=10000",
+    "model.d_model=256",
+    "model.n_heads=8",
+    "model.n_layers=6",
+    "model.arch=encdec",
+    "model.n_enc_layers=6",
+]
 
 
-def _timed(fn, reps: int) -> float:
-    fn()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - t0) / reps
+def _spec(preset: str, overrides: list[str] | None = None):
+    # Imported here so that scripts/gpu_bench.py, which imports this module, needs neither yaml nor ray.
+    from distributed.components import build_spec
+    from distributed.config import load_config
+
+    return build_spec(load_config(preset, overrides))
+
+
+# --- FLOPs -------------------------------------------------------------------------------------------------------
+
+
+def forward_flops(cfg: QNetConfig, batch: int, prompt_len: int, steps: int) -> int:
+    """Matmul FLOPs of one QNetwork.forward scoring `steps` positions of `batch` episodes (module docstring)."""
+    d, f, V, P, T = cfg.d_model, cfg.mlp_ratio, cfg.vocab_size, prompt_len, steps
+    block = (8 + 4 * f) * d * d  # per token: self-attention projections and MLP
+    head = 2 * d * V + 2 * d * (int(cfg.dueling) + int(cfg.copy_head))
+    if cfg.arch == "encdec":
+        encoder = cfg.n_enc_layers * (P * block + 4 * P * P * d)
+        decoder = cfg.n_layers * (T * (block + 4 * d * d) + 4 * T * T * d + 4 * P * d * d + 4 * T * P * d)
+        per_episode = encoder + decoder + T * head
+    else:
+        L = P + T
+        per_episode = cfg.n_layers * (L * block + 4 * L * L * d) + T * head
+    return batch * per_episode
+
+
+def update_flops(cfg: QNetConfig, batch: int, prompt_len: int, steps: int) -> int:
+    """One Double-DQN update: online forward + backward (3 F) and target forward (F)."""
+    return 4 * forward_flops(cfg, batch, prompt_len, steps)
+
+
+# FlopCounterMode has no formula for the CPU kernel of scaled_dot_product_attention; it is the same computation.
+_CPU_SDPA = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *_, **__: sdpa_flop_count(q, k, v),
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: (
+        lambda grad, q, k, v, *_, **__: sdpa_backward_flop_count(grad, q, k, v)
+    ),
+}
+
+
+def counted_update_flops(learner: Learner, batch: SampledBatch) -> int:
+    """FLOPs torch.utils.flop_counter counts in one `learner.update(batch)` (it changes the learner's weights)."""
+    with FlopCounterMode(display=False, custom_mapping=_CPU_SDPA) as counter:
+        learner.update(batch)
+    return counter.get_total_flops()
+
+
+# --- timing ------------------------------------------------------------------------------------------------------
+
+
+def _timed(fn, reps: int, rounds: int = 3) -> float:
+    """Seconds per call after a warm-up call: the best of `rounds` rounds' means over `reps` calls in all. The best
+    round is the one least disturbed by other processes sharing the cores."""
+    fn()
+    rounds = min(rounds, reps)
+    per_round = max(1, reps // rounds)
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(per_round):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / per_round)
+    return best
+
+
+def bench_matmul(reps: int, sizes: tuple[int, ...] = (1024, 2048)) -> dict:
+    """The machine's fp32 matmul ceiling: the best single multiplication over sizes and repetitions."""
+    best = {}
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        seconds = _timed(lambda: torch.matmul(a, b), reps, rounds=reps)  # noqa: B023
+        best[f"machine.matmul_gflops_{n}"] = 2 * n**3 / seconds / 1e9
+    return {"machine.matmul_gflops": max(best.values()), **best}
+
+
+# --- rollout -----------------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -72,15 +195,16 @@ def bench_rollout(reps: int, batch: int = 32, steps: int = 64) -> dict:
     }
 
 
-def _full_batch(spec, batch: int, rng: np.random.Generator) -> SampledBatch:
-    """Full-length episodes of random tokens (no EOS), the shape a learner batch has on `reverse`."""
-    T, V = spec.task.max_steps, spec.task.vocab_size
-    actions = rng.integers(4, V, size=(batch, T))
+# --- learner -----------------------------------------------------------------------------------------------------
+
+
+def full_batch(batch: int, prompt_len: int, steps: int, vocab: int, rng: np.random.Generator) -> SampledBatch:
+    """Full-length episodes of random non-special tokens (no EOS): the largest learner batch of this shape."""
     return SampledBatch(
-        spec.task.sample_prompts(rng, batch),
-        actions,
-        rng.random((batch, T)).astype(np.float32),
-        np.full(batch, T),
+        rng.integers(4, vocab, size=(batch, prompt_len)),
+        rng.integers(4, vocab, size=(batch, steps)),
+        rng.random((batch, steps)).astype(np.float32),
+        np.full(batch, steps),
         np.ones(batch, np.float32),
         np.arange(batch),
         np.arange(batch),
@@ -88,14 +212,18 @@ def _full_batch(spec, batch: int, rng: np.random.Generator) -> SampledBatch:
 
 
 def per_transition_update(learner: Learner, prompts, prefixes, t, a, r, done) -> float:
-    """One-step Double DQN on B single transitions: a forward pass per network per transition batch, each row's
-    Q read at its own position of a padded prefix (causal attention makes the padding invisible)."""
+    """One-step Double DQN on B single transitions (s_t, a_t, r_t, s_{t+1}): one forward pass per network per
+    transition batch, each row's Q read at its own position of a padded prefix (causal attention makes the padding
+    invisible). Q(s_t) and Q(s_{t+1}) come from the same online pass, as they would in a fair DQN baseline."""
     rows = torch.arange(len(t))
-    q_t = learner.online(prompts, prefixes)[rows, t].gather(-1, a[:, None]).squeeze(-1)
+    with learner.autocast:
+        q_online = learner.online(prompts, prefixes).float()  # (B, T+1, V)
+        with torch.no_grad():
+            q_target = learner.target(prompts, prefixes).float()  # (B, T+1, V)
+    q_t = q_online[rows, t].gather(-1, a[:, None]).squeeze(-1)
     with torch.no_grad():
-        a_star = learner.online(prompts, prefixes)[rows, t + 1].argmax(-1, keepdim=True)
-        q_next = learner.target(prompts, prefixes)[rows, t + 1].gather(-1, a_star).squeeze(-1)
-        y = r + learner.cfg.gamma * q_next * (~done)
+        a_star = q_online[rows, t + 1].argmax(-1, keepdim=True)
+        y = r + learner.cfg.gamma * q_target[rows, t + 1].gather(-1, a_star).squeeze(-1) * (~done)
     loss = F.huber_loss(q_t, y)
     learner.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -103,28 +231,41 @@ def per_transition_update(learner: Learner, prompts, prefixes, t, a, r, done) ->
     return float(loss.detach())
 
 
-def bench_learner(reps: int, batch: int = 32) -> dict:
-    spec = build_spec(load_config("reverse"))
-    learner = Learner(LearnerConfig(n_step=1), spec.net_cfg)
+def bench_learner(net_cfg: QNetConfig, prompt_len: int, steps: int, reps: int, prefix: str, batch: int = 32) -> dict:
+    """Whole-sequence vs per-transition updates of `batch` full episodes; model FLOPs analytic and counted."""
+    learner = Learner(LearnerConfig(n_step=1, device="cpu"), net_cfg)
     rng = np.random.default_rng(0)
-    seq = _full_batch(spec, batch, rng)
+    seq = full_batch(batch, prompt_len, steps, net_cfg.vocab_size, rng)
     per_update = _timed(lambda: learner.update(seq), reps)
-    # Per-transition: B transitions (s_t, a_t, r_t, s_{t+1}) drawn from the same kind of episodes.
-    T = spec.task.max_steps
-    prompts = torch.as_tensor(seq.prompts)
-    prefixes = torch.as_tensor(seq.actions)  # padded prefixes: row i's state s_t is actions[i, :t]
-    t = torch.as_tensor(rng.integers(0, T, size=batch))
+    flops = update_flops(net_cfg, batch, prompt_len, steps)
+    counted = counted_update_flops(learner, seq)
+    # Per-transition: B transitions drawn from the same kind of episodes; row i's state s_t is actions[i, :t].
+    prompts, prefixes = torch.as_tensor(seq.prompts), torch.as_tensor(seq.actions)
+    t = torch.as_tensor(rng.integers(0, steps, size=batch))
     a = prefixes[torch.arange(batch), t]
     r = torch.as_tensor(seq.rewards)[torch.arange(batch), t]
-    done = t == T - 1
+    done = t == steps - 1
     per_transition = _timed(lambda: per_transition_update(learner, prompts, prefixes, t, a, r, done), reps)
-    seq_tps = batch * T / per_update
-    trans_tps = batch / per_transition
+    seq_tps, trans_tps = batch * steps / per_update, batch / per_transition
     return {
-        "learner.transitions_per_s_sequence": seq_tps,
-        "learner.transitions_per_s_per_transition": trans_tps,
-        "learner.sequence_speedup": seq_tps / trans_tps,
+        f"{prefix}.transitions_per_s_sequence": seq_tps,
+        f"{prefix}.transitions_per_s_per_transition": trans_tps,
+        f"{prefix}.sequence_speedup": seq_tps / trans_tps,
+        f"{prefix}.update_ms": 1000 * per_update,
+        f"{prefix}.flops_per_update": flops,
+        f"{prefix}.flops_per_update_counted": counted,
+        f"{prefix}.achieved_gflops": flops / per_update / 1e9,
     }
+
+
+def bench_learners(reps: int) -> dict:
+    """The small preset (`reverse`) under `learner.*`, the article's network under `learner.article.*`."""
+    spec = _spec("reverse")
+    small = bench_learner(spec.net_cfg, spec.task.prompt_len, spec.task.max_steps, reps * 20, "learner")
+    return {**small, **bench_learner(ARTICLE_CFG, ARTICLE_PROMPT_LEN, ARTICLE_STEPS, reps, "learner.article")}
+
+
+# --- replay ------------------------------------------------------------------------------------------------------
 
 
 def bench_replay(reps: int, capacity: int = 50_000) -> dict:
@@ -132,10 +273,10 @@ def bench_replay(reps: int, capacity: int = 50_000) -> dict:
     from actors.rollout import EpisodeBatch
     from distributed.replay import ReplayShard
 
-    spec = build_spec(load_config("reverse"))
-    shard = ReplayShard(capacity, spec.task.prompt_len, spec.task.max_steps, alpha=0.6, seed=0)
+    task = _spec("reverse").task
+    shard = ReplayShard(capacity, task.prompt_len, task.max_steps, alpha=0.6, seed=0)
     rng = np.random.default_rng(0)
-    b = _full_batch(spec, 256, rng)
+    b = full_batch(256, task.prompt_len, task.max_steps, task.vocab_size, rng)
     batch = EpisodeBatch(b.prompts, b.actions, b.rewards, b.lengths, priorities=rng.random(256))
     n_inserts = max(1, 2 * capacity // 256)  # fill the shard twice over: eviction included
     t0 = time.perf_counter()
@@ -154,15 +295,176 @@ def bench_replay(reps: int, capacity: int = 50_000) -> dict:
     }
 
 
-def run_bench(quick: bool = False, out: Path | None = None) -> dict:
-    reps = 3 if quick else 10
-    figures = {"torch_threads": torch.get_num_threads()}
-    figures.update(bench_rollout(reps))
-    figures.update(bench_learner(reps * 20))
-    figures.update(bench_replay(reps))
+# --- Ray: weight publication and whole runs ----------------------------------------------------------------------
+
+
+def bench_publish(reps: int, num_actors: int = 2) -> dict:
+    """Publish-to-acting latency of the article-sized network on the real Ray actors (a `reverse` task). Needs Ray
+    initialised with 1 + num_actors CPUs."""
+    import ray
+
+    from distributed.ray_driver import ApeXRun
+
+    overrides = [*ARTICLE_OVERRIDES, f"actors.num_actors={num_actors}", f"train.publish_every={10**9}"]
+    spec = _spec("reverse", overrides)
+    run = ApeXRun(spec.cfg, spec)
+    run.wait_ready()
+    try:
+        ray.get([actor.run.remote(1) for actor in run.actors])  # fills the shards; the actors now act with v0
+        batch_s = statistics.median(_wall(lambda: ray.get([a.run.remote(1) for a in run.actors])) for _ in range(3))
+        lags = []
+        for _ in range(reps):
+            ray.get(run.learner.train.remote(1, float("inf"), spec.cfg.replay.beta))  # a new version to publish
+            t0 = time.perf_counter()
+            version = ray.get(run.learner.publish.remote())
+            _until_all_act_with(run.actors, version)
+            lags.append(time.perf_counter() - t0)
+    finally:
+        for handle in [*run.actors, run.learner, *run.shards, run.store]:
+            ray.kill(handle)
+    return {
+        "weights.publish_to_actor_s": statistics.median(lags),
+        "weights.publish_to_actor_s_max": max(lags),
+        "weights.actor_batch_s": batch_s,
+        "weights.megabytes": sum(w.nbytes for w in QNetwork(spec.net_cfg).state_dict().values()) / 1e6,
+    }
+
+
+def _wall(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _until_all_act_with(actors: list, version: int) -> None:
+    """Keep every actor calling run(1) until each has returned having acted with `version` or newer."""
+    import ray
+
+    pending = {actor.run.remote(1): actor for actor in actors}
+    while pending:
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        actor = pending.pop(ref)
+        if ray.get(ref)["weights_version"] < version:
+            pending[actor.run.remote(1)] = actor
+
+
+def _train_overrides(seconds: float) -> list[str]:
+    # Time-bound: no evaluation or checkpoint before the end, so the rates are training alone.
+    return [f"train.max_seconds={seconds}", "train.total_updates=1000000", "train.eval_every=1000000"] + [
+        "train.checkpoint_every=1000000"
+    ]
+
+
+def bench_serial(seconds: float) -> dict:
+    from distributed.serial import train_serial
+
+    spec = _spec("reverse", _train_overrides(seconds))
+    with tempfile.TemporaryDirectory() as run_dir:
+        summary = train_serial(spec.cfg, Path(run_dir), "reverse", spec)
+    return {
+        "system.serial_env_steps_per_s": summary["env_steps_per_s"],
+        "system.serial_transitions_trained_per_s": summary["transitions_trained_per_s"],
+    }
+
+
+def bench_distributed(seconds: float) -> dict:
+    """Local Ape-X runs with 1 and 2 rollout actors, on the Ray instance this process holds."""
+    from distributed.ray_driver import train_distributed
+
+    out = {}
+    for n in (1, 2):
+        spec = _spec("reverse", [*_train_overrides(seconds), f"actors.num_actors={n}"])
+        with tempfile.TemporaryDirectory() as run_dir:
+            summary = train_distributed(spec.cfg, Path(run_dir), "reverse", spec)
+        suffix = "1_actor" if n == 1 else f"{n}_actors"
+        out[f"system.env_steps_per_s_{suffix}"] = summary["env_steps_per_s"]
+        out[f"system.transitions_trained_per_s_{suffix}"] = summary["transitions_trained_per_s"]
+    out["system.transitions_trained_per_s"] = out["system.transitions_trained_per_s_2_actors"]
+    return out
+
+
+def bench_ray(publish_reps: int, seconds: float) -> dict:
+    """Weight publication and the local runs on one local Ray instance (started here unless one is connected)."""
+    import ray
+
+    started = not ray.is_initialized()
+    temp_dir = tempfile.mkdtemp(prefix="tqb", dir="/tmp")  # short: Ray's socket paths have a length limit
+    if started:
+        ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False, _temp_dir=temp_dir)
+    threads = torch.get_num_threads()  # train_distributed leaves the driver with one thread
+    try:
+        return {**bench_publish(publish_reps), **bench_distributed(seconds)}
+    finally:
+        torch.set_num_threads(threads)
+        if started:
+            ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# --- goals -------------------------------------------------------------------------------------------------------
+
+# name: (numerator key, denominator key or None, "min" or "max", target)
+GOALS = {
+    "kv_over_naive": ("rollout.tokens_per_s_kv", "rollout.tokens_per_s_naive", "min", 5.0),
+    "sequence_over_per_transition": (
+        "learner.transitions_per_s_sequence",
+        "learner.transitions_per_s_per_transition",
+        "min",
+        5.0,
+    ),
+    "article_flops_utilisation": ("learner.article.achieved_gflops", "machine.matmul_gflops", "min", 0.30),
+    "two_over_one_actor": ("system.env_steps_per_s_2_actors", "system.env_steps_per_s_1_actor", "min", 1.7),
+    "local_over_serial": ("system.env_steps_per_s_2_actors", "system.serial_env_steps_per_s", "min", 1.5),
+    "replay_insert": ("replay.insert_transitions_per_s", None, "min", 200_000.0),
+    "replay_sample": ("replay.sample_transitions_per_s", None, "min", 200_000.0),
+    "publish_to_actor_s": ("weights.publish_to_actor_s", None, "max", 1.0),
+    "serial_env_steps": ("system.serial_env_steps_per_s", None, "min", 8000.0),
+    "serial_transitions_trained": ("system.serial_transitions_trained_per_s", None, "min", 25_000.0),
+}
+
+
+def goals(figures: dict) -> dict:
+    """`goals.NAME.value/target/pass` for every goal whose figures were measured."""
+    out = {}
+    for name, (num, den, kind, target) in GOALS.items():
+        if num not in figures or (den is not None and den not in figures):
+            continue
+        value = figures[num] / figures[den] if den else figures[num]
+        out[f"goals.{name}.value"] = value
+        out[f"goals.{name}.target"] = target
+        out[f"goals.{name}.pass"] = bool(value >= target if kind == "min" else value <= target)
+    return out
+
+
+def _print_table(figures: dict) -> None:
     width = max(len(k) for k in figures)
     for key, value in figures.items():
-        print(f"{key:<{width}}  {value:>12,.1f}" if isinstance(value, float) else f"{key:<{width}}  {value:>12}")
+        if isinstance(value, bool):
+            text = "PASS" if value else "FAIL"
+        elif isinstance(value, float):
+            text = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+        else:
+            text = f"{value:,}"
+        print(f"{key:<{width}}  {text:>16}")
+
+
+def run_bench(quick: bool = False, out: Path | None = None) -> dict:
+    reps = 3 if quick else 10
+    figures = {"torch_threads": torch.get_num_threads(), "machine.cpu_count": os.cpu_count()}
+    steps = [
+        ("matmul", lambda: bench_matmul(reps)),
+        ("rollout", lambda: bench_rollout(reps)),
+        ("learner", lambda: bench_learners(reps)),
+        ("replay", lambda: bench_replay(reps)),
+        ("serial run", lambda: bench_serial(15.0 if quick else 45.0)),
+        ("Ray", lambda: bench_ray(3 if quick else 7, 15.0 if quick else 45.0)),
+    ]
+    for name, step in steps:
+        t0 = time.perf_counter()
+        figures.update(step())
+        log.info("bench: %s measured in %.1fs", name, time.perf_counter() - t0)
+    figures.update(goals(figures))
+    _print_table(figures)
     if out is not None:
         Path(out).write_text(json.dumps(figures, indent=2) + "\n")
     return figures

@@ -6,16 +6,18 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 from actors.tasks import TaskError
 from actors.text import TextError
+from distributed.codec import CodecError
 from distributed.config import ConfigError
+from distributed.replay import SnapshotError
 from learner.checkpoint import CheckpointError
+from learner.learner import DivergedError
 
 log = logging.getLogger("tokenq")
-USER_ERRORS = (ConfigError, TaskError, CheckpointError, TextError)
+USER_ERRORS = (ConfigError, TaskError, CheckpointError, TextError, SnapshotError, CodecError, DivergedError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,19 +27,27 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a Q-network on a task")
     t.add_argument(
         "--config",
-        default="reverse",
-        help="a preset (reverse, copy, sort, add, tiny, keywords, fluency, article) or a YAML file",
+        default=None,
+        help="a preset (reverse, copy, sort, add, tiny, keywords, fluency, article) or a YAML file (default reverse)",
     )
     t.add_argument(
         "--mode",
         choices=["local", "serial"],
-        default="local",
+        default=None,
         help="local: Ape-X on Ray, each actor its own process (joins a cluster when --address or RAY_ADDRESS is "
         "set); serial: actor, replay and learner in this process",
     )
     t.add_argument("--address", default=None, help="a Ray cluster to join (default: RAY_ADDRESS, else start one)")
     t.add_argument(
         "--run-dir", type=Path, default=None, help="where checkpoints and summaries go (default runs/NAME-TIME)"
+    )
+    t.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its newest checkpoint (and replay snapshots), with its own config "
+        "and mode; overrides such as train.total_updates=N still apply",
     )
     t.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
 
@@ -67,20 +77,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from distributed.components import build_spec
-    from distributed.config import load_config
+    from distributed.resume import new_run, resume_run
     from distributed.serial import train_serial
 
-    cfg = load_config(args.config, args.overrides)
+    if args.resume is not None:
+        cfg, run_dir, name, mode, state = resume_run(args)
+    else:
+        cfg, run_dir, name, mode = new_run(args)
+        state = None
     spec = build_spec(cfg)
-    name = Path(args.config).stem
-    run_dir = args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    log.info("tokenq train: config %s, mode %s, run dir %s", args.config, args.mode, run_dir)
-    if args.mode == "serial":
-        summary = train_serial(cfg, run_dir, name, spec)
+    log.info("tokenq train: config %s, mode %s, run dir %s", name, mode, run_dir)
+    if mode == "serial":
+        summary = train_serial(cfg, run_dir, name, spec, resume=state)
     else:
         from distributed.ray_driver import train_distributed
 
-        summary = train_distributed(cfg, run_dir, name, spec, args.address)
+        summary = train_distributed(cfg, run_dir, name, spec, args.address, resume=state)
     ev = summary["eval"]
     print(
         f"done: {summary['learner_updates']} updates, {summary['env_steps']} env steps in "
@@ -88,6 +100,9 @@ def cmd_train(args) -> int:
         f"mean return {ev['mean_return']:.3f} (optimal {ev['optimal_mean_return']}); "
         f"time_to_target_s {summary['time_to_target_s']}; summary in {run_dir / 'summary.json'}"
     )
+    if summary["stopped_by"]:
+        print(f"tokenq: stopped by {summary['stopped_by']}; continue with: tokenq train --resume {run_dir}")
+        return 143 if summary["stopped_by"] == "SIGTERM" else 130
     return 0
 
 

@@ -7,6 +7,8 @@ import dataclasses
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -140,6 +142,16 @@ class PhaseTimer:
             if exclude_from_training:
                 self.excluded += dt
 
+    def state(self) -> dict:
+        return {"train_s": self.train_s, "wall_s": self.wall_s, "totals": dict(self.totals)}
+
+    def load_state(self, state: dict) -> None:
+        """Continue the clocks of a checkpointed run."""
+        now = time.perf_counter()
+        self.start = now - float(state["wall_s"])
+        self.excluded = float(state["wall_s"]) - float(state["train_s"])
+        self.totals = {k: float(v) for k, v in state["totals"].items()}
+
     @property
     def wall_s(self) -> float:
         return time.perf_counter() - self.start
@@ -147,6 +159,39 @@ class PhaseTimer:
     @property
     def train_s(self) -> float:
         return self.wall_s - self.excluded
+
+
+class StopRequest:
+    """SIGINT (Ctrl-C) and SIGTERM ask a run to stop at its next safe point, where the driver writes a final
+    checkpoint, replay snapshot and summary. A second signal interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():  # Python lets only the main thread set handlers
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("%s received: stopping at the next safe point (send it again to stop at once)", self.name)
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
 
 
 @dataclass
@@ -157,6 +202,17 @@ class EvalTracker:
     time_to_target_s: float | None = None
     updates_to_target: int | None = None
     history: list[dict] = field(default_factory=list)
+
+    def state(self) -> dict:
+        return {
+            "time_to_target_s": self.time_to_target_s,
+            "updates_to_target": self.updates_to_target,
+            "history": self.history,
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.time_to_target_s, self.updates_to_target = state["time_to_target_s"], state["updates_to_target"]
+        self.history = list(state["history"])
 
     def record(self, result: dict, train_s: float, updates: int) -> bool:
         self.history.append(

@@ -68,6 +68,7 @@ class ReplayConfig:
     learning_starts: int = 256  # episodes stored before the first update
     samples_per_insert: float = 4.0  # transitions trained per transition inserted (Reverb's rate limiter)
     prefetch: int = 2  # sample requests the learner keeps in flight per shard
+    snapshot_every_s: float = 30.0  # each shard snapshots itself to RUN_DIR/replay this often (0: never)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class TrainConfig:
     stop_at_target: bool = False  # end training once greedy success reaches task.target_success
     log_every_s: float = 2.0  # progress line period
     torch_threads: int = 0  # learner/serial-process threads; 0 keeps torch's default
+    loss_log: bool = False  # write every update's TD loss to td_loss.tsv in the run directory
 
 
 @dataclass

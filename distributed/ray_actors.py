@@ -1,7 +1,8 @@
 """Ray hosts for the plain algorithm classes: rollout workers, replay shards, the learner, the weight store.
 
-Episodes cross process boundaries as dicts of numpy arrays (Ray ships the buffers out of band), weights as one
-`ray.put` of a state dict per published version. Nothing here holds algorithm logic of its own.
+Episodes, sampled batches and weights cross process boundaries as msgpack bytes of numpy buffers
+(distributed/codec.py), checked on arrival: nothing a process receives from another is unpickled by our code.
+Weights go out as one `ray.put` per published version. Nothing here holds algorithm logic of its own.
 """
 
 from __future__ import annotations
@@ -13,27 +14,17 @@ from collections import deque
 import numpy as np
 import ray
 import torch
+from ray.exceptions import RayActorError
 
-from actors.rollout import EpisodeBatch
+from distributed.codec import pack_arrays, pack_weights, unpack_weights
 from distributed.components import build_heldout, build_task, init_learner, make_worker, resolve_net_config
 from distributed.config import config_from_dict
-from distributed.replay import ReplayShard, SampledBatch
+from distributed.replay import DurableShard, ReplayShard, decode_episodes, decode_sample
 from distributed.weights import WeightStore
 from learner.learner import Learner
 
 # Fields an actor sends to replay; the acting network's Q-values stay behind.
 REPLAY_FIELDS = ("prompts", "actions", "rewards", "lengths", "priorities")
-
-
-def _to_cpu(obj):
-    """A copy of nested containers with every tensor on the CPU, so a driver without a GPU can load it."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
 
 
 def actor_names(run_id: str, num_shards: int) -> dict:
@@ -60,22 +51,43 @@ class WeightStoreActor(WeightStore):
 
 @ray.remote(num_cpus=0)
 class ReplayShardActor:
-    def __init__(self, capacity: int, prompt_len: int, max_steps: int, alpha: float, seed: int, eps: float):
+    """One replay shard. With `snapshot_dir` it snapshots itself every `snapshot_every_s` seconds and, when Ray
+    restarts it after a crash (or a resumed run starts it), comes back from its newest snapshot."""
+
+    def __init__(
+        self,
+        capacity: int,
+        prompt_len: int,
+        max_steps: int,
+        alpha: float,
+        seed: int,
+        eps: float,
+        snapshot_dir: str = "",
+        name: str = "shard-0",
+        snapshot_every_s: float = 0.0,
+    ):
         self.shard = ReplayShard(capacity, prompt_len, max_steps, alpha, seed, eps)
+        self.durable = DurableShard(self.shard, snapshot_dir, name, snapshot_every_s) if snapshot_dir else None
 
-    def add(self, arrays: dict[str, np.ndarray]) -> int:
-        return self.shard.add(EpisodeBatch(**arrays))
+    def add(self, data: bytes) -> int:
+        batch = decode_episodes(data)
+        return self.durable.add(batch) if self.durable else self.shard.add(batch)
 
-    def sample(self, batch_size: int, beta: float) -> dict[str, np.ndarray] | None:
+    def sample(self, batch_size: int, beta: float) -> bytes | None:
         if self.shard.size == 0:
             return None
-        return self.shard.sample(batch_size, beta).as_dict()
+        return self.shard.sample(batch_size, beta).pack()
 
     def update_priorities(self, slots: np.ndarray, generations: np.ndarray, priorities: np.ndarray) -> int:
         return self.shard.update_priorities(slots, generations, priorities)
 
+    def snapshot(self) -> int:
+        return self.durable.snapshot() if self.durable else 0
+
     def stats(self) -> dict:
-        return {**self.shard.stats(), "node_id": node_id(), "pid": os.getpid()}
+        d = self.durable
+        faults = {"lost": d.lost, "starts": d.starts, "snapshots": d.snapshots} if d else {}
+        return {**self.shard.stats(), **faults, "node_id": node_id(), "pid": os.getpid()}
 
 
 @ray.remote
@@ -94,29 +106,41 @@ class RolloutActor:
         store, shards = lookup(names)
         self.cfg, self.index, self.store, self.shards = cfg, index, store, shards
         self.next_shard = index % len(shards)
-        self.in_flight: list = []
+        self.in_flight: dict = {}  # push ref -> transitions it carries
         self.batches = 0
 
     def _pull_weights(self) -> None:
         reply = ray.get(self.store.latest.remote(self.worker.weights_version))
         if reply is not None:
             version, (weights_ref,) = reply
-            self.worker.set_weights(ray.get(weights_ref), version)
+            self.worker.set_weights(unpack_weights(ray.get(weights_ref)), version)
+
+    def _reap(self, refs: list) -> int:
+        """Acknowledge finished pushes; returns the transitions of pushes that failed (their shard died)."""
+        failed = 0
+        for ref in refs:
+            n = self.in_flight.pop(ref)
+            try:
+                ray.get(ref)
+            except RayActorError:
+                failed += n
+        return failed
 
     def run(self, num_batches: int) -> dict:
         """Generate and push `num_batches` batches; returns what the driver needs for metrics and rate limiting."""
-        returns, transitions, episodes = [], 0, 0
+        returns, transitions, episodes, push_lost = [], 0, 0, 0
         for _ in range(num_batches):
             if self.batches % self.cfg.actors.pull_every == 0:
                 self._pull_weights()
             batch = self.worker.rollout()
             self.batches += 1
-            arrays = {k: v for k, v in batch.as_dict().items() if k in REPLAY_FIELDS}
-            self.in_flight.append(self.shards[self.next_shard].add.remote(arrays))
+            data = pack_arrays({k: v for k, v in batch.as_dict().items() if k in REPLAY_FIELDS})
+            self.in_flight[self.shards[self.next_shard].add.remote(data)] = batch.num_transitions
             self.next_shard = (self.next_shard + 1) % len(self.shards)
             if len(self.in_flight) > self.cfg.actors.max_pushes_in_flight:
                 excess = len(self.in_flight) - self.cfg.actors.max_pushes_in_flight
-                _, self.in_flight = ray.wait(self.in_flight, num_returns=excess)
+                done, _ = ray.wait(list(self.in_flight), num_returns=excess)
+                push_lost += self._reap(done)
             returns.extend(batch.returns.tolist())
             transitions += batch.num_transitions
             episodes += len(batch.lengths)
@@ -125,6 +149,7 @@ class RolloutActor:
             "returns": returns,
             "transitions": transitions,
             "episodes": episodes,
+            "push_lost": push_lost,
             "weights_version": self.worker.weights_version,
             "epsilon": self.worker.epsilon,
             "node_id": node_id(),
@@ -147,6 +172,7 @@ class LearnerActor:
         self.learner = Learner(cfg.learner, resolve_net_config(cfg, build_task(cfg)), seed=seed)
         if cfg.init.from_run:
             init_learner(self.learner, cfg)
+        self.learner.mark_good()
         # The store exists before the learner; the shards, placed beside it, are looked up at the first update.
         self.cfg, self.names, self.shards = cfg, names, None
         self.store = ray.get_actor(names["store"], namespace=names["namespace"])
@@ -155,9 +181,15 @@ class LearnerActor:
         self.publish()
 
     def publish(self) -> int:
-        weights_ref = ray.put(self.learner.get_weights())
+        weights_ref = ray.put(pack_weights(self.learner.get_weights()))
         self.store.publish.remote(self.learner.updates, [weights_ref])
         return self.learner.updates
+
+    def load_state(self, state: dict) -> int:
+        """Continue from a checkpoint's learner state (a resumed run); publishes it at once."""
+        self.learner.load_state_dict(state)
+        self.learner.mark_good()
+        return self.publish()
 
     def _prefetch(self, beta: float) -> None:
         while len(self.in_flight) < self.cfg.replay.prefetch * len(self.shards):
@@ -167,29 +199,37 @@ class LearnerActor:
 
     def train(self, max_updates: int, budget_transitions: float, beta: float) -> dict:
         """Up to `max_updates` updates, stopping once `budget_transitions` have been trained (the driver's
-        samples-per-insert allowance)."""
+        samples-per-insert allowance). A sample lost to a dying shard is skipped; Ray restarts the shard."""
         if self.shards is None:
             _, self.shards = lookup(self.names)
         sums: dict[str, float] = {}
-        done = trained = empty = 0
+        done = trained = empty = lost_samples = 0
         wait_s = 0.0
         t0 = time.perf_counter()
         while done < max_updates and trained < budget_transitions and empty < 2 * len(self.shards):
             self._prefetch(beta)
             i, ref = self.in_flight.popleft()
             t_wait = time.perf_counter()
-            arrays = ray.get(ref)
-            wait_s += time.perf_counter() - t_wait
-            if arrays is None:
+            try:
+                data = ray.get(ref)
+            except RayActorError:
+                lost_samples += 1
                 empty += 1
                 continue
-            batch = SampledBatch(**arrays)
+            finally:
+                wait_s += time.perf_counter() - t_wait
+            if data is None:
+                empty += 1
+                continue
+            batch = decode_sample(data)
             metrics, priorities = self.learner.update(batch)
+            trained += int(batch.lengths.sum())
+            if priorities is None:  # non-finite: skipped by the learner
+                continue
             self.shards[i].update_priorities.remote(batch.slots, batch.generations, priorities)  # fire and forget
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
             done += 1
-            trained += int(batch.lengths.sum())
             if self.learner.updates % self.cfg.train.publish_every == 0:
                 self.publish()
         return {
@@ -199,10 +239,14 @@ class LearnerActor:
             "metrics": {k: v / max(done, 1) for k, v in sums.items()},
             "busy_s": time.perf_counter() - t0,
             "wait_s": wait_s,
+            "lost_samples": lost_samples,
+            "nonfinite_updates": self.learner.nonfinite_updates,
+            "rollbacks": self.learner.rollbacks,
         }
 
     def state_dict(self) -> dict:
-        return _to_cpu(self.learner.state_dict())
+        """The learner's state on the CPU, for a checkpoint; it also becomes the state a rollback returns to."""
+        return self.learner.mark_good()
 
     def where(self) -> dict:
         return {"node_id": node_id(), "pid": os.getpid(), "device": str(self.learner.device)}

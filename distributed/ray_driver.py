@@ -20,10 +20,12 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.policy import ape_x_epsilons
 from distributed import metrics as M
-from distributed.components import RunSpec
+from distributed.codec import unpack_weights
+from distributed.components import RunSpec, StopRequest, write_json
 from distributed.config import Config, ConfigError
 from distributed.ray_actors import LearnerActor, ReplayShardActor, RolloutActor, WeightStoreActor, actor_names
 from distributed.recorder import RunRecorder
+from distributed.replay import ReplayShard
 from distributed.serial import beta_at, checkpoint_state, learner_scalars
 from learner.model import QNetwork
 
@@ -54,10 +56,20 @@ def start_ray(cfg: Config, address: str | None) -> tuple[bool, str]:
     return True, mode
 
 
+def check_snapshots(cfg: Config, spec: RunSpec, snapshot_dir: Path) -> None:
+    """Read every existing shard snapshot here first, so a corrupt or misfit one is one clear error, not a shard
+    that dies in its constructor."""
+    per_shard = cfg.replay.capacity // cfg.replay.num_shards
+    for i in range(cfg.replay.num_shards):
+        path = snapshot_dir / f"shard-{i}.snap"
+        if path.exists():
+            ReplayShard(per_shard, spec.task.prompt_len, spec.task.max_steps).load_snapshot(path)
+
+
 class ApeXRun:
     """Handles to the Ray actors of one run, and the counters the driver keeps about them."""
 
-    def __init__(self, cfg: Config, spec: RunSpec):
+    def __init__(self, cfg: Config, spec: RunSpec, snapshot_dir: Path | None = None):
         self.cfg, config = cfg, cfg.to_dict()
         task, seed = spec.task, cfg.train.seed
         per_shard = cfg.replay.capacity // cfg.replay.num_shards
@@ -72,13 +84,26 @@ class ApeXRun:
         if len([n for n in ray.nodes() if n["Alive"]]) > 1:
             learner_node = ray.get(self.learner.where.remote())["node_id"]
             placement = NodeAffinitySchedulingStrategy(node_id=learner_node, soft=False)
+        # Shards restart like actors do, from their newest snapshot in the run directory.
         self.shards = [
-            ReplayShardActor.options(name=self.names["shards"][i], namespace=ns, scheduling_strategy=placement).remote(
-                per_shard, task.prompt_len, task.max_steps, cfg.replay.alpha, seed + 100 + i, cfg.replay.priority_eps
+            ReplayShardActor.options(
+                name=self.names["shards"][i], namespace=ns, scheduling_strategy=placement, max_restarts=-1
+            ).remote(
+                per_shard,
+                task.prompt_len,
+                task.max_steps,
+                cfg.replay.alpha,
+                seed + 100 + i,
+                cfg.replay.priority_eps,
+                str(snapshot_dir.resolve()) if snapshot_dir else "",
+                f"shard-{i}",
+                cfg.replay.snapshot_every_s,
             )
             for i in range(cfg.replay.num_shards)
         ]
-        self.shard_nodes = {w["node_id"] for w in ray.get([sh.stats.remote() for sh in self.shards])}  # all live
+        stats = ray.get([sh.stats.remote() for sh in self.shards])  # all live
+        self.shard_nodes = {w["node_id"] for w in stats}
+        self.shard_starts = sum(w.get("starts", 1) for w in stats)  # later starts are restarts
         self.epsilons = ape_x_epsilons(cfg.actors.epsilon, cfg.actors.epsilon_alpha, cfg.actors.num_actors)
         self.actors = [self._make_actor(i) for i in range(cfg.actors.num_actors)]
         self.restarts = 0
@@ -103,16 +128,36 @@ class ApeXRun:
             ) from None
         self.nodes.update(w["node_id"] for w in where[:-1])
         self.learner_node = where[-1]["node_id"]
+        self.pids = {"learner": where[-1]["pid"], "actors": [w["pid"] for w in where[:-1]]}
         return where[-1]
 
+    def processes(self) -> dict:
+        """The process ids of the run's actors as started (restarted ones get new ids), written to the run
+        directory so an operator can find a process."""
+        shards = ray.get([sh.stats.remote() for sh in self.shards])
+        return {**self.pids, "shards": [st["pid"] for st in shards]}
 
-def train_distributed(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, address: str | None = None) -> dict:
+
+def train_distributed(
+    cfg: Config,
+    run_dir: Path,
+    config_name: str,
+    spec: RunSpec,
+    address: str | None = None,
+    resume: dict | None = None,
+) -> dict:
+    """Run Ape-X on Ray. `resume` is a loaded checkpoint of this run directory to continue from; the shards then
+    come back from their snapshots in RUN_DIR/replay."""
+    snapshot_dir = Path(run_dir) / "replay"
+    check_snapshots(cfg, spec, snapshot_dir)
     started, mode = start_ray(cfg, address)
     torch.set_num_threads(1)  # the driver only evaluates; leave the cores to actors and learner
     try:
         t0 = time.perf_counter()
-        run = ApeXRun(cfg, spec)
+        run = ApeXRun(cfg, spec, snapshot_dir)
         learner_where = run.wait_ready()
+        if resume is not None:
+            ray.get(run.learner.load_state.remote(resume["learner"]))
         log.info(
             "Ray: %d rollout actors, %d replay shards, learner on %s; ready in %.1fs",
             cfg.actors.num_actors,
@@ -120,41 +165,71 @@ def train_distributed(cfg: Config, run_dir: Path, config_name: str, spec: RunSpe
             learner_where["device"],
             time.perf_counter() - t0,
         )
-        return _drive(cfg, run_dir, config_name, spec, run, mode)
+        with StopRequest() as stop_request:
+            return _drive(cfg, run_dir, config_name, spec, run, mode, resume, stop_request)
     finally:
         if started:
             ray.shutdown()
 
 
-def _drive(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, run: ApeXRun, mode: str) -> dict:
+def _drive(
+    cfg: Config,
+    run_dir: Path,
+    config_name: str,
+    spec: RunSpec,
+    run: ApeXRun,
+    mode: str,
+    resume: dict | None,
+    stop_request: StopRequest,
+) -> dict:
     rec = RunRecorder(spec, run_dir, config_name, mode=mode, eval_pauses_training=False)
     timer = rec.timer
     eval_net = QNetwork(spec.net_cfg).eval()
-    if cfg.init.from_run:  # the learner published its warm-start weights as version 0: evaluate them once
+    if cfg.init.from_run and resume is None:  # the learner published its warm-start weights: evaluate them once
         _, (weights_ref,) = ray.get(run.store.latest.remote(-1))
-        eval_net.load_state_dict(ray.get(weights_ref))
+        eval_net.load_state_dict(unpack_weights(ray.get(weights_ref)))
         rec.baseline(eval_net)
     spi = cfg.replay.samples_per_insert
     # Actors may run ahead of the learner by at most one round of calls per actor (Reverb-style error buffer).
     slack = spi * cfg.actors.num_actors * cfg.actors.batches_per_call * cfg.actors.batch_size * spec.task.max_steps
-    env_steps = episodes = inserted_after_start = 0
+    c = {"env_steps": 0, "episodes": 0, "inserted_after_start": 0, "push_lost": 0, "actor_restarts": 0}
     updates = trained = 0
-    learning = False
+    if resume is not None:
+        c.update({k: int(v) for k, v in resume["counters"].items() if k in c})
+        updates, trained = int(resume["learner"]["updates"]), int(resume["learner"]["transitions_trained"])
+        rec.load_state(resume["counters"]["recorder"], updates)
+        log.info("resumed from update %d (%d env steps)", updates, c["env_steps"])
+    learning = c["inserted_after_start"] > 0
     actor_calls: dict = {}  # ref -> actor index
     learner_call = None
     metrics: dict[str, float] = {}
+    faults = {"nonfinite_updates": 0, "rollbacks": 0, "lost_samples": 0}
     versions: dict[int, int] = {}
     epsilon_mean = sum(run.epsilons) / len(run.epsilons)
-    next_eval, next_ckpt = cfg.train.eval_every, cfg.train.checkpoint_every
+    next_eval = (updates // cfg.train.eval_every + 1) * cfg.train.eval_every
+    next_ckpt = (updates // cfg.train.checkpoint_every + 1) * cfg.train.checkpoint_every
     stop = False
+    write_json(Path(run_dir) / "processes.json", run.processes())
 
     def launch(i: int) -> None:
         actor_calls[run.actors[i].run.remote(cfg.actors.batches_per_call)] = i
 
+    def checkpoint() -> None:
+        counters = {**c, "recorder": rec.state()}
+        rec.checkpoint(updates, checkpoint_state(cfg, ray.get(run.learner.state_dict.remote()), counters))
+
+    def shard_faults() -> dict:
+        stats = ray.get([sh.stats.remote() for sh in run.shards])
+        return {
+            "lost": sum(st.get("lost", 0) for st in stats),
+            "restarts": sum(st.get("starts", 1) for st in stats) - run.shard_starts,
+            "size": sum(st["size_transitions"] for st in stats),
+        }
+
     for i in range(len(run.actors)):
         launch(i)
     idle = set()
-    while not stop and updates < cfg.train.total_updates and timer.train_s < cfg.train.max_seconds:
+    while not stop and not stop_request and updates < cfg.train.total_updates and timer.train_s < cfg.train.max_seconds:
         pending = list(actor_calls) + ([learner_call] if learner_call is not None else [])
         ready, _ = ray.wait(pending, num_returns=1, timeout=0.1)
         # 1. Collect finished rollout calls; a dead actor is restarted by Ray and counted here.
@@ -164,23 +239,24 @@ def _drive(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, run: Ape
                 try:
                     stats = ray.get(ref)
                 except RayActorError:
-                    run.restarts += 1
-                    log.warning("rollout actor %d died; Ray restarts it (%d restarts so far)", i, run.restarts)
+                    c["actor_restarts"] += 1
+                    log.warning("rollout actor %d died; Ray restarts it (%d restarts so far)", i, c["actor_restarts"])
                     idle.add(i)
                     continue
-                env_steps += stats["transitions"]
-                episodes += stats["episodes"]
+                c["env_steps"] += stats["transitions"]
+                c["episodes"] += stats["episodes"]
+                c["push_lost"] += stats["push_lost"]
                 rec.episodes(stats["returns"])
                 versions[i] = stats["weights_version"]
                 run.nodes.add(stats["node_id"])
                 if learning:
-                    inserted_after_start += stats["transitions"]
-                elif episodes >= cfg.replay.learning_starts:
+                    c["inserted_after_start"] += stats["transitions"]
+                elif c["episodes"] >= cfg.replay.learning_starts:
                     learning = True
                 idle.add(i)
             # Rate limit: relaunch actors only while the learner's backlog stays within the slack.
             for i in sorted(idle):
-                if not learning or spi * inserted_after_start - trained < slack:
+                if not learning or spi * c["inserted_after_start"] - trained < slack:
                     launch(i)
                     idle.discard(i)
         # 2. Learner: take its results, hand it the allowance the samples-per-insert ratio gives.
@@ -190,7 +266,9 @@ def _drive(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, run: Ape
                 learner_call = None
                 updates, trained = out["updates"], out["transitions_trained"]
                 metrics = out["metrics"] or metrics
-            budget = spi * inserted_after_start - trained
+                faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
+                faults["lost_samples"] += out["lost_samples"]
+            budget = spi * c["inserted_after_start"] - trained
             if learner_call is None and learning and budget > 0:
                 chunk = min(cfg.train.publish_every, cfg.train.total_updates - updates)
                 learner_call = run.learner.train.remote(chunk, budget, beta_at(cfg, updates))
@@ -198,62 +276,86 @@ def _drive(cfg: Config, run_dir: Path, config_name: str, spec: RunSpec, run: Ape
         if updates >= next_eval:
             next_eval = (updates // cfg.train.eval_every + 1) * cfg.train.eval_every
             version, (weights_ref,) = ray.get(run.store.latest.remote(-1))
-            eval_net.load_state_dict(ray.get(weights_ref))
-            stop = rec.evaluate(eval_net, version, env_steps) and cfg.train.stop_at_target
+            eval_net.load_state_dict(unpack_weights(ray.get(weights_ref)))
+            stop = rec.evaluate(eval_net, version, c["env_steps"]) and cfg.train.stop_at_target
         # 4. Checkpoint.
         if updates >= next_ckpt:
             next_ckpt = (updates // cfg.train.checkpoint_every + 1) * cfg.train.checkpoint_every
-            rec.checkpoint(
-                updates,
-                checkpoint_state(
-                    cfg, ray.get(run.learner.state_dict.remote()), {"env_steps": env_steps, "episodes": episodes}
-                ),
-            )
+            checkpoint()
         # 5. Report.
         train_s = max(timer.train_s, 1e-9)
         rec.progress(
-            env_steps,
+            c["env_steps"],
             updates,
             lambda: {
                 **learner_scalars(metrics),
                 M.EPSILON: epsilon_mean,
                 M.UPDATES_PER_S: updates / train_s,
                 M.TRANSITIONS_PER_S: trained / train_s,
-                M.REPLAY_SIZE: sum(st["size_transitions"] for st in ray.get([sh.stats.remote() for sh in run.shards])),
-                M.SAMPLES_PER_INSERT: trained / max(inserted_after_start, 1),
+                M.SAMPLES_PER_INSERT: trained / max(c["inserted_after_start"], 1),
                 M.WEIGHTS_VERSION: updates,
                 M.ACTOR_LAG: updates - min(versions.values()) if versions else None,
-                M.ACTOR_RESTARTS: run.restarts,
+                M.ACTOR_RESTARTS: c["actor_restarts"],
+                M.NONFINITE_UPDATES: faults["nonfinite_updates"],
+                M.ROLLBACKS: faults["rollbacks"],
+                **_shard_scalars(shard_faults(), c["push_lost"]),
             },
         )
 
+    if stop_request:
+        log.warning("stopping on %s: final checkpoint, replay snapshots and summary", stop_request.name)
     # Let in-flight work finish, then record the final state.
     if learner_call is not None:
         out = ray.get(learner_call)
         updates, trained = out["updates"], out["transitions_trained"]
+        faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
     for ref in list(actor_calls):
         try:
             stats = ray.get(ref)
-            env_steps += stats["transitions"]
-            episodes += stats["episodes"]
+            c["env_steps"] += stats["transitions"]
+            c["episodes"] += stats["episodes"]
+            c["push_lost"] += stats["push_lost"]
         except RayActorError:
-            run.restarts += 1
-    state = ray.get(run.learner.state_dict.remote())
-    rec.checkpoint(updates, checkpoint_state(cfg, state, {"env_steps": env_steps, "episodes": episodes}))
-    eval_net.load_state_dict(state["online"])
-    shard_stats = ray.get([s.stats.remote() for s in run.shards])
-    counts = {"env_steps": env_steps, "episodes": episodes, "learner_updates": updates, "transitions_trained": trained}
+            c["actor_restarts"] += 1
+    ray.get([sh.snapshot.remote() for sh in run.shards])
+    checkpoint()
+    eval_net.load_state_dict(ray.get(run.learner.state_dict.remote())["online"])
+    shards = shard_faults()
+    counts = {
+        "env_steps": c["env_steps"],
+        "episodes": c["episodes"],
+        "learner_updates": updates,
+        "transitions_trained": trained,
+    }
     extra = {
         "num_actors": cfg.actors.num_actors,
         "num_shards": cfg.replay.num_shards,
         "weights_version": ray.get(run.store.current_version.remote()),
-        "actor_restarts": run.restarts,
+        "actor_restarts": c["actor_restarts"],
+        "shard_restarts": shards["restarts"],
+        # Transitions generated but not in replay: held by a shard process that died after its last snapshot,
+        # or in a push to a shard as it died.
+        "replay_transitions_lost": shards["lost"] + c["push_lost"],
+        "replay_transitions_lost_in_shards": shards["lost"],
+        "replay_transitions_lost_in_pushes": c["push_lost"],
+        "samples_lost": faults["lost_samples"],
+        "nonfinite_updates": faults["nonfinite_updates"],
+        "rollbacks": faults["rollbacks"],
+        "resumed_from_updates": None if resume is None else int(resume["learner"]["updates"]),
         "nodes": sorted(run.nodes),
         "learner_node": run.learner_node,
         "shard_nodes": sorted(run.shard_nodes),
         "actor_epsilons": run.epsilons,
-        "replay_transitions": sum(s["size_transitions"] for s in shard_stats),
+        "replay_transitions": shards["size"],
         "num_parameters": eval_net.num_parameters(),
         "final_losses": metrics,
     }
-    return rec.finish(eval_net, counts, extra)
+    return rec.finish(eval_net, counts, extra, stopped_by=stop_request.name)
+
+
+def _shard_scalars(shards: dict, push_lost: int) -> dict:
+    return {
+        M.REPLAY_SIZE: shards["size"],
+        M.SHARD_RESTARTS: shards["restarts"],
+        M.TRANSITIONS_LOST: shards["lost"] + push_lost,
+    }

@@ -34,6 +34,7 @@ class RunRecorder:
         self.spec, self.run_dir, self.config_name, self.mode = spec, Path(run_dir), config_name, mode
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", spec.cfg.to_dict())
+        write_json(self.run_dir / "run.json", {"mode": mode, "config": config_name})
         if hasattr(spec.task.tokenizer, "save"):  # a word vocabulary travels with the run that uses it
             spec.task.tokenizer.save(self.run_dir / "tokenizer.json")
         self.writer = M.MetricsWriter(str(self.run_dir / "tb"))
@@ -45,6 +46,27 @@ class RunRecorder:
         self.eval_pauses_training = eval_pauses_training
         self.baseline_eval: dict | None = None
         self.next_log = time.perf_counter() + spec.cfg.train.log_every_s
+        self.loss_log = open(self.run_dir / "td_loss.tsv", "a") if spec.cfg.train.loss_log else None
+
+    def state(self) -> dict:
+        """What a resumed run needs to continue the clocks, the evaluation history and the baseline."""
+        return {"timer": self.timer.state(), "tracker": self.tracker.state(), "baseline": self.baseline_eval}
+
+    def load_state(self, state: dict, updates: int) -> None:
+        self.timer.load_state(state["timer"])
+        self.tracker.load_state(state["tracker"])
+        self.baseline_eval = state["baseline"]
+        if self.loss_log is not None:  # drop losses logged after the checkpoint by the process that died
+            self.loss_log.close()
+            path = self.run_dir / "td_loss.tsv"
+            kept = [ln for ln in path.read_text().splitlines(keepends=True) if int(ln.split("\t")[0]) <= updates]
+            path.write_text("".join(kept))
+            self.loss_log = open(path, "a")
+
+    def td_loss(self, updates: int, loss: float) -> None:
+        """Every update's TD loss, with train.loss_log (the golden resume test compares these)."""
+        if self.loss_log is not None:
+            self.loss_log.write(f"{updates}\t{loss!r}\n")
 
     def baseline(self, net: QNetwork) -> None:
         """Evaluate the starting (warm-start) policy once, to report next to the final one."""
@@ -91,7 +113,7 @@ class RunRecorder:
         values.update({M.TIMERS + name: total for name, total in self.timer.totals.items()})
         self.writer.scalars(values, env_steps)
 
-    def finish(self, net: QNetwork, counts: dict, extra: dict) -> dict:
+    def finish(self, net: QNetwork, counts: dict, extra: dict, stopped_by: str | None = None) -> dict:
         """Final held-out evaluation, summary.json, TensorBoard closed. `counts` holds env_steps, episodes,
         learner_updates, transitions_trained; `extra` anything mode-specific."""
         train_s = max(self.timer.train_s, 1e-9)
@@ -104,6 +126,7 @@ class RunRecorder:
         summary = {
             "mode": self.mode,
             "config": self.config_name,
+            "stopped_by": stopped_by,  # a signal's name when SIGINT or SIGTERM ended the run early
             "task": self.spec.task.name,
             **counts,
             "wall_time_s": round(self.timer.wall_s, 3),
@@ -119,4 +142,6 @@ class RunRecorder:
         }
         write_json(self.run_dir / "summary.json", summary)
         self.writer.close()
+        if self.loss_log is not None:
+            self.loss_log.close()
         return summary

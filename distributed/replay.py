@@ -7,12 +7,43 @@ Priorities are per sequence (R2D2's 0.9 max + 0.1 mean of |TD|), sampling is pro
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from actors.rollout import EpisodeBatch
+from distributed.codec import CodecError, pack_arrays, read_sealed, unpack_arrays, write_sealed
 from distributed.sum_tree import SumTree
+
+# What an episode batch from an actor must hold: name -> (dtype kind, ndim).
+EPISODE_SCHEMA = {"prompts": ("i", 2), "actions": ("i", 2), "rewards": ("f", 2), "lengths": ("i", 1)}
+SAMPLE_SCHEMA = {**EPISODE_SCHEMA, "weights": ("f", 1), "slots": ("i", 1), "generations": ("i", 1)}
+_COUNTERS = ("next_slot", "size", "inserted_episodes", "inserted_transitions", "sampled_transitions")
+
+
+class SnapshotError(ValueError):
+    pass
+
+
+def decode_episodes(data: bytes) -> EpisodeBatch:
+    """An actor's packed episodes, checked for types and consistent shapes."""
+    arrays, _ = unpack_arrays(data, "an episode batch", EPISODE_SCHEMA)
+    n = len(arrays["lengths"])
+    T = arrays["actions"].shape[1]
+    same_rows = all(len(arrays[k]) == n for k in ("prompts", "actions", "rewards"))
+    if not same_rows or arrays["rewards"].shape[1] != T or (n and (arrays["lengths"].max() > T)):
+        raise CodecError("an episode batch has arrays of inconsistent shapes")
+    pr = arrays.get("priorities")
+    return EpisodeBatch(arrays["prompts"], arrays["actions"], arrays["rewards"], arrays["lengths"], priorities=pr)
+
+
+def decode_sample(data: bytes) -> SampledBatch:
+    arrays, _ = unpack_arrays(data, "a sampled batch", SAMPLE_SCHEMA)
+    return SampledBatch(**{k: arrays[k] for k in SAMPLE_SCHEMA})
 
 
 @dataclass
@@ -29,6 +60,9 @@ class SampledBatch:
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return dict(self.__dict__)
+
+    def pack(self) -> bytes:
+        return pack_arrays(self.as_dict())
 
 
 def importance_weights(probs: np.ndarray, size: int, beta: float) -> np.ndarray:
@@ -123,6 +157,65 @@ class ReplayShard:
             self.tree.update(slots[keep], self._scaled(priorities[keep]))
         return int(keep.sum())
 
+    def to_bytes(self) -> bytes:
+        """Everything the shard holds, the sampling RNG included: a restored shard continues exactly."""
+        arrays = {
+            "prompts": self.prompts,
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "lengths": self.lengths,
+            "generations": self.generations,
+            "tree": self.tree.nodes,
+        }
+        meta = {k: int(getattr(self, k)) for k in _COUNTERS}
+        meta["max_priority"] = float(self.max_priority)
+        meta["rng"] = json.dumps(self.rng.bit_generator.state)  # PCG64's 128-bit integers, as JSON text
+        return pack_arrays(arrays, meta)
+
+    def load_bytes(self, data: bytes, source: str) -> None:
+        try:
+            arrays, meta = unpack_arrays(data, f"replay snapshot {source}")
+        except CodecError as err:
+            raise SnapshotError(str(err)) from None
+        for name in ("prompts", "actions", "rewards", "lengths", "generations"):
+            mine = getattr(self, name)
+            theirs = arrays.get(name)
+            if theirs is None or theirs.shape != mine.shape or theirs.dtype != mine.dtype:
+                got = "missing" if theirs is None else f"{theirs.dtype} {theirs.shape}"
+                raise SnapshotError(
+                    f"replay snapshot {source} does not fit this shard: {name} is {got}, the shard needs "
+                    f"{mine.dtype} {mine.shape} (capacity, prompt length or episode length changed)"
+                )
+        tree = arrays.get("tree")
+        if tree is None or tree.shape != self.tree.nodes.shape:
+            raise SnapshotError(f"replay snapshot {source} does not fit this shard (priority tree size)")
+        try:
+            counters = {k: int(meta[k]) for k in _COUNTERS}
+            max_priority = float(meta["max_priority"])
+            rng_state = json.loads(meta["rng"])
+        except (KeyError, TypeError, ValueError):
+            raise SnapshotError(f"replay snapshot {source} lacks its counters") from None
+        for name in ("prompts", "actions", "rewards", "lengths", "generations"):
+            getattr(self, name)[:] = arrays[name]
+        self.tree.nodes[:] = tree
+        for k, v in counters.items():
+            setattr(self, k, v)
+        self.max_priority = max_priority
+        try:
+            self.rng.bit_generator.state = rng_state
+        except (TypeError, ValueError, KeyError):
+            raise SnapshotError(f"replay snapshot {source} holds a malformed random state") from None
+
+    def save_snapshot(self, path: Path) -> None:
+        write_sealed(Path(path), self.to_bytes())
+
+    def load_snapshot(self, path: Path) -> None:
+        try:
+            data = read_sealed(Path(path), "replay snapshot")
+        except CodecError as err:
+            raise SnapshotError(str(err)) from None
+        self.load_bytes(data, str(path))
+
     def stats(self) -> dict[str, float]:
         return {
             "size_episodes": self.size,
@@ -130,3 +223,61 @@ class ReplayShard:
             "inserted_transitions": self.inserted_transitions,
             "sampled_transitions": self.sampled_transitions,
         }
+
+
+class Ledger:
+    """Three int64 counters in a small file beside a shard's snapshot, rewritten on every insert (no fsync: it must
+    outlive the process, not the machine): transitions inserted so far, transitions lost to restarts, and how many
+    times a shard process started over this directory.
+
+    When a shard comes back from its snapshot, inserted-per-ledger minus inserted-per-snapshot is exactly what the
+    dead process held that the snapshot did not."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def read(self) -> tuple[int, int, int]:
+        raw = os.pread(self.fd, 24, 0)
+        if len(raw) != 24:
+            return 0, 0, 0
+        inserted, lost, starts = (int(x) for x in np.frombuffer(raw, dtype=np.int64))
+        return inserted, lost, starts
+
+    def write(self, inserted: int, lost: int, starts: int) -> None:
+        os.pwrite(self.fd, np.array([inserted, lost, starts], dtype=np.int64).tobytes(), 0)
+
+
+class DurableShard:
+    """A ReplayShard that snapshots itself to `directory` every `every_s` seconds (checked on insert) and, when
+    built over an existing directory, restores the newest snapshot and counts what was lost since it."""
+
+    def __init__(self, shard: ReplayShard, directory: Path, name: str, every_s: float):
+        self.shard, self.every_s = shard, every_s
+        self.path = Path(directory) / f"{name}.snap"
+        self.ledger = Ledger(Path(directory) / f"{name}.ledger")
+        self.restored = self.path.exists()
+        if self.restored:
+            shard.load_snapshot(self.path)
+        seen, lost, starts = self.ledger.read()
+        self.lost = lost + max(0, seen - shard.inserted_transitions)
+        self.starts = starts + 1
+        self.ledger.write(shard.inserted_transitions, self.lost, self.starts)
+        self.last_snapshot = time.monotonic()
+        self.snapshots = 0
+
+    def add(self, batch: EpisodeBatch) -> int:
+        # Counted before the insert: a process killed in between overstates the loss, never understates it.
+        self.ledger.write(self.shard.inserted_transitions + batch.num_transitions, self.lost, self.starts)
+        added = self.shard.add(batch)
+        if self.every_s > 0 and time.monotonic() - self.last_snapshot >= self.every_s:
+            self.snapshot()
+        return added
+
+    def snapshot(self) -> int:
+        """Write the snapshot now; returns the transitions it covers."""
+        self.shard.save_snapshot(self.path)
+        self.last_snapshot = time.monotonic()
+        self.snapshots += 1
+        return self.shard.inserted_transitions

@@ -3,16 +3,18 @@ distributed mode must beat. The loop reads as numbered phases, each timed."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import torch
 
 from distributed import metrics as M
-from distributed.components import RunSpec, build_spec, init_learner, make_worker
+from distributed.components import RunSpec, StopRequest, build_spec, init_learner, make_worker
 from distributed.config import Config
 from distributed.recorder import RunRecorder
 from distributed.replay import ReplayShard
+from learner.checkpoint import CheckpointError, list_checkpoints
 from learner.learner import Learner
 
 log = logging.getLogger("tokenq")
@@ -32,14 +34,26 @@ def checkpoint_state(cfg: Config, learner_state: dict, counters: dict) -> dict:
     return {"learner": learner_state, "config": cfg.to_dict(), "counters": counters, "torch_rng": torch.get_rng_state()}
 
 
-def train_serial(cfg: Config, run_dir: Path, config_name: str = "", spec: RunSpec | None = None) -> dict:
+def replay_snapshot_path(run_dir: Path, updates: int) -> Path:
+    """Serial mode snapshots its replay with every checkpoint, so a resumed run continues exactly."""
+    return Path(run_dir) / "checkpoints" / f"replay_{updates:08d}.snap"
+
+
+def _rng_state(rng) -> str:
+    return json.dumps(rng.bit_generator.state)
+
+
+def train_serial(
+    cfg: Config, run_dir: Path, config_name: str = "", spec: RunSpec | None = None, resume: dict | None = None
+) -> dict:
+    """Train in this process. `resume` is a loaded checkpoint of this run directory to continue from."""
     spec = spec or build_spec(cfg)
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
     rec = RunRecorder(spec, run_dir, config_name, mode="serial", eval_pauses_training=True)
     seed, task = cfg.train.seed, spec.task
     learner = Learner(cfg.learner, spec.net_cfg, seed=seed)
-    if cfg.init.from_run:
+    if cfg.init.from_run and resume is None:
         init_learner(learner, cfg)
         rec.baseline(learner.online)
     log.info("Q-network: %s, %d parameters, on %s", spec.net_cfg.arch, learner.online.num_parameters(), learner.device)
@@ -51,72 +65,138 @@ def train_serial(cfg: Config, run_dir: Path, config_name: str = "", spec: RunSpe
     timer = rec.timer
     credit = 0.0  # transitions the learner may still sample under the samples-per-insert ratio
     metrics: dict[str, float] = {}
+    if resume is not None:
+        credit, metrics = _restore(resume, rec, learner, worker, replay, run_dir)
+    learner.mark_good()
     stop = False
 
     def counters() -> dict:
-        return {"env_steps": worker.env_steps, "episodes": worker.episodes, "train_s": timer.train_s}
-
-    while not stop and learner.updates < cfg.train.total_updates and timer.train_s < cfg.train.max_seconds:
-        # 1. Rollout: one batch of episodes with the worker's (possibly stale) weights.
-        with timer.phase("rollout"):
-            batch = worker.rollout()
-        rec.episodes(batch.returns.tolist())
-        # 2. Insert, with the actor's initial priorities.
-        with timer.phase("insert"):
-            added = replay.add(batch)
-        if replay.size >= cfg.replay.learning_starts:
-            credit += cfg.replay.samples_per_insert * added
-        # 3. Learn while the samples-per-insert ratio allows.
-        while credit > 0 and learner.updates < cfg.train.total_updates and not stop:
-            with timer.phase("sample"):
-                sample = replay.sample(cfg.learner.batch_size, beta_at(cfg, learner.updates))
-            with timer.phase("learn"):
-                metrics, priorities = learner.update(sample)
-            with timer.phase("update_priorities"):
-                replay.update_priorities(sample.slots, sample.generations, priorities)
-            credit -= float(sample.lengths.sum())
-            u = learner.updates
-            # 4. Publish weights to the actor on its schedule.
-            if u % cfg.train.publish_every == 0:
-                with timer.phase("publish_weights"):
-                    worker.set_weights(learner.get_weights(), u)
-            # 5. Evaluate greedily on held-out prompts (not counted as training time).
-            if u % cfg.train.eval_every == 0:
-                reached = rec.evaluate(learner.online, u, worker.env_steps)
-                stop = reached and cfg.train.stop_at_target
-            # 6. Checkpoint.
-            if u % cfg.train.checkpoint_every == 0:
-                rec.checkpoint(u, checkpoint_state(cfg, learner.state_dict(), counters()))
-        # 7. Report.
-        rec.progress(
-            worker.env_steps,
-            learner.updates,
-            lambda: {
-                **learner_scalars(metrics),
-                M.EPSILON: worker.epsilon,
-                M.UPDATES_PER_S: learner.updates / max(timer.train_s, 1e-9),
-                M.TRANSITIONS_PER_S: learner.transitions_trained / max(timer.train_s, 1e-9),
-                M.REPLAY_SIZE: replay.num_transitions,
-                M.SAMPLES_PER_INSERT: replay.sampled_transitions / max(replay.inserted_transitions, 1),
-                M.WEIGHTS_VERSION: worker.weights_version,
-                M.ACTOR_LAG: learner.updates - worker.weights_version,
+        return {
+            "env_steps": worker.env_steps,
+            "episodes": worker.episodes,
+            "train_s": timer.train_s,
+            "credit": credit,
+            "metrics": metrics,
+            "worker": {
+                "rng": _rng_state(worker.rng),
+                "prompt_rng": _rng_state(worker.prompts.rng),
+                "weights_version": worker.weights_version,
             },
-        )
+            "recorder": rec.state(),
+        }
 
-    rec.checkpoint(learner.updates, checkpoint_state(cfg, learner.state_dict(), counters()))
-    counts = {
-        "env_steps": worker.env_steps,
-        "episodes": worker.episodes,
-        "learner_updates": learner.updates,
-        "transitions_trained": learner.transitions_trained,
-    }
-    extra = {
-        "num_actors": 1,
-        "num_shards": 1,
-        "weights_version": worker.weights_version,
-        "actor_restarts": 0,
-        "nodes": [],
-        "num_parameters": learner.online.num_parameters(),
-        "final_losses": metrics,
-    }
-    return rec.finish(learner.online, counts, extra)
+    def checkpoint() -> None:
+        """The replay snapshot first, then the checkpoint that names it: a crash in between leaves the previous
+        checkpoint and its snapshot intact."""
+        u = learner.updates
+        with timer.phase("checkpoint", exclude_from_training=True):
+            replay.save_snapshot(replay_snapshot_path(run_dir, u))
+        state = checkpoint_state(cfg, learner.state_dict(), counters())
+        if worker.weights_version != u:  # the actor acts with older weights than the learner's: keep them too
+            state["worker_weights"] = worker.net.state_dict()
+        rec.checkpoint(u, state)
+        kept = {p.name[5:13] for p in list_checkpoints(Path(run_dir) / "checkpoints")}
+        for snap in (Path(run_dir) / "checkpoints").glob("replay_*.snap"):
+            if snap.name[7:15] not in kept:
+                snap.unlink(missing_ok=True)
+        learner.mark_good()
+
+    with StopRequest() as stop_request:
+        while not stop and not stop_request and learner.updates < cfg.train.total_updates:
+            if timer.train_s >= cfg.train.max_seconds:
+                break
+            if credit <= 0:  # (a resumed run may start inside the learning phase, with credit left)
+                # 1. Rollout: one batch of episodes with the worker's (possibly stale) weights.
+                with timer.phase("rollout"):
+                    batch = worker.rollout()
+                rec.episodes(batch.returns.tolist())
+                # 2. Insert, with the actor's initial priorities.
+                with timer.phase("insert"):
+                    added = replay.add(batch)
+                if replay.size >= cfg.replay.learning_starts:
+                    credit += cfg.replay.samples_per_insert * added
+            # 3. Learn while the samples-per-insert ratio allows.
+            while credit > 0 and learner.updates < cfg.train.total_updates and not stop and not stop_request:
+                with timer.phase("sample"):
+                    sample = replay.sample(cfg.learner.batch_size, beta_at(cfg, learner.updates))
+                with timer.phase("learn"):
+                    step_metrics, priorities = learner.update(sample)
+                credit -= float(sample.lengths.sum())
+                if priorities is None:  # a non-finite update was skipped (maybe rolled back): nothing to record
+                    continue
+                metrics = step_metrics
+                with timer.phase("update_priorities"):
+                    replay.update_priorities(sample.slots, sample.generations, priorities)
+                u = learner.updates
+                rec.td_loss(u, metrics["td_loss"])
+                # 4. Publish weights to the actor on its schedule.
+                if u % cfg.train.publish_every == 0:
+                    with timer.phase("publish_weights"):
+                        worker.set_weights(learner.get_weights(), u)
+                # 5. Evaluate greedily on held-out prompts (not counted as training time).
+                if u % cfg.train.eval_every == 0:
+                    reached = rec.evaluate(learner.online, u, worker.env_steps)
+                    stop = reached and cfg.train.stop_at_target
+                # 6. Checkpoint, with the replay snapshot.
+                if u % cfg.train.checkpoint_every == 0:
+                    checkpoint()
+            # 7. Report.
+            rec.progress(
+                worker.env_steps,
+                learner.updates,
+                lambda: {
+                    **learner_scalars(metrics),
+                    M.EPSILON: worker.epsilon,
+                    M.UPDATES_PER_S: learner.updates / max(timer.train_s, 1e-9),
+                    M.TRANSITIONS_PER_S: learner.transitions_trained / max(timer.train_s, 1e-9),
+                    M.REPLAY_SIZE: replay.num_transitions,
+                    M.SAMPLES_PER_INSERT: replay.sampled_transitions / max(replay.inserted_transitions, 1),
+                    M.WEIGHTS_VERSION: worker.weights_version,
+                    M.ACTOR_LAG: learner.updates - worker.weights_version,
+                    M.NONFINITE_UPDATES: learner.nonfinite_updates,
+                    M.ROLLBACKS: learner.rollbacks,
+                },
+            )
+        if stop_request:
+            log.warning("stopping on %s: final checkpoint, replay snapshot and summary", stop_request.name)
+        checkpoint()
+        counts = {
+            "env_steps": worker.env_steps,
+            "episodes": worker.episodes,
+            "learner_updates": learner.updates,
+            "transitions_trained": learner.transitions_trained,
+        }
+        extra = {
+            "num_actors": 1,
+            "num_shards": 1,
+            "weights_version": worker.weights_version,
+            "actor_restarts": 0,
+            "replay_transitions_lost": 0,
+            "nonfinite_updates": learner.nonfinite_updates,
+            "rollbacks": learner.rollbacks,
+            "resumed_from_updates": None if resume is None else int(resume["learner"]["updates"]),
+            "nodes": [],
+            "num_parameters": learner.online.num_parameters(),
+            "final_losses": metrics,
+        }
+        return rec.finish(learner.online, counts, extra, stopped_by=stop_request.name)
+
+
+def _restore(state: dict, rec: RunRecorder, learner: Learner, worker, replay: ReplayShard, run_dir: Path):
+    """Put a checkpoint's learner, actor, replay, clocks and RNGs back; returns (credit, last metrics)."""
+    counters = state["counters"]
+    try:
+        learner.load_state_dict(state["learner"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint in {run_dir} does not fit this model ({str(err)[:120]})") from None
+    u = learner.updates
+    replay.load_snapshot(replay_snapshot_path(run_dir, u))
+    w = counters["worker"]
+    worker.set_weights(state.get("worker_weights", learner.online.state_dict()), int(w["weights_version"]))
+    worker.rng.bit_generator.state = json.loads(w["rng"])
+    worker.prompts.rng.bit_generator.state = json.loads(w["prompt_rng"])
+    worker.env_steps, worker.episodes = int(counters["env_steps"]), int(counters["episodes"])
+    torch.set_rng_state(state["torch_rng"])
+    rec.load_state(counters["recorder"], u)
+    log.info("resumed from update %d (%d env steps)", u, worker.env_steps)
+    return float(counters["credit"]), dict(counters["metrics"])

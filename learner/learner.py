@@ -27,6 +27,12 @@ class LearnerConfig:
     target_update_every: int = 25  # hard copy every K updates (when target_tau == 0)
     target_tau: float = 0.0  # Polyak factor per update; 0 means hard copies
     device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
+    max_nonfinite: int = 3  # non-finite updates in a row (each skipped) before rolling back to the last good state
+    max_rollbacks: int = 3  # rollbacks without a finite update in between before the run stops as diverged
+
+
+class DivergedError(RuntimeError):
+    pass
 
 
 def resolve_device(name: str) -> torch.device:
@@ -47,6 +53,11 @@ class Learner:
         )
         self.updates = 0
         self.transitions_trained = 0
+        self.nonfinite_updates = 0  # skipped because the loss, the Q-values or the gradient held a NaN or inf
+        self.rollbacks = 0
+        self._bad_in_row = 0
+        self._rollbacks_in_row = 0
+        self._good: dict | None = None
         self.autocast = torch.autocast(
             device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
         )
@@ -54,8 +65,11 @@ class Learner:
     def _tensor(self, x: np.ndarray, dtype=None) -> torch.Tensor:
         return torch.tensor(x, dtype=dtype).to(self.device, non_blocking=True)  # a copy: Ray's arrays are read-only
 
-    def update(self, batch) -> tuple[dict[str, float], np.ndarray]:
-        """One Double-DQN update on a SampledBatch; returns metrics and new per-sequence priorities (B,)."""
+    def update(self, batch) -> tuple[dict[str, float], np.ndarray | None]:
+        """One Double-DQN update on a SampledBatch; returns metrics and new per-sequence priorities (B,).
+
+        A NaN or inf in the loss, the online Q-values or the gradient skips the update (priorities None: the
+        replay keeps the old ones); `max_nonfinite` in a row roll the learner back to the last `mark_good` state."""
         prompts = self._tensor(batch.prompts, torch.long)
         a_t = self._tensor(batch.actions, torch.long)
         r_t = self._tensor(batch.rewards, torch.float32)
@@ -80,6 +94,11 @@ class Learner:
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.grad_clip)
+        finite = torch.isfinite(out.loss) & torch.isfinite(grad_norm) & torch.isfinite(q_online_t).all()
+        if not bool(finite):  # the update's one extra host sync
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._skip(), None
+        self._bad_in_row = self._rollbacks_in_row = 0
         self.optimizer.step()
         self.updates += 1
         n_valid = int(batch.lengths.sum())
@@ -95,6 +114,29 @@ class Learner:
         }
         return metrics, sequence_priorities(out.td_t, lengths).float().cpu().numpy()
 
+    def _skip(self) -> dict[str, float]:
+        self.nonfinite_updates += 1
+        self._bad_in_row += 1
+        if self._bad_in_row >= self.cfg.max_nonfinite:
+            if self._good is None or self._rollbacks_in_row >= self.cfg.max_rollbacks:
+                raise DivergedError(
+                    f"training diverged: {self.nonfinite_updates} updates had a NaN or inf loss, Q-value or gradient "
+                    f"and {self.rollbacks} rollbacks to the last good state did not help; lower learner.lr or check "
+                    "the rewards"
+                )
+            faults = self.nonfinite_updates, self.rollbacks + 1  # fault counters survive the rollback
+            self.load_state_dict(copy.deepcopy(self._good))  # the optimizer would alias the tensors it is given
+            self.nonfinite_updates, self.rollbacks = faults
+            self._rollbacks_in_row += 1
+            self._bad_in_row = 0
+        return {"nonfinite": 1.0}
+
+    def mark_good(self) -> dict:
+        """Remember the current state (a CPU copy) as the one to roll back to, and return it; drivers call it at
+        each checkpoint."""
+        self._good = self.state_dict(device="cpu")
+        return self._good
+
     def _sync_target(self) -> None:
         if self.cfg.target_tau > 0:
             with torch.no_grad():
@@ -107,13 +149,17 @@ class Learner:
         """A CPU copy of the online network's weights, for actors."""
         return {k: v.detach().to("cpu", copy=True) for k, v in self.online.state_dict().items()}
 
-    def state_dict(self) -> dict:
+    def state_dict(self, device: str | None = None) -> dict:
+        """Networks, optimizer and counters; `device="cpu"` returns copies on the CPU."""
+        move = (lambda x: _to(x, device)) if device else (lambda x: x)
         return {
-            "online": self.online.state_dict(),
-            "target": self.target.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "online": move(self.online.state_dict()),
+            "target": move(self.target.state_dict()),
+            "optimizer": move(self.optimizer.state_dict()),
             "updates": self.updates,
             "transitions_trained": self.transitions_trained,
+            "nonfinite_updates": self.nonfinite_updates,
+            "rollbacks": self.rollbacks,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -122,3 +168,16 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
         self.transitions_trained = int(state["transitions_trained"])
+        self.nonfinite_updates = int(state.get("nonfinite_updates", self.nonfinite_updates))
+        self.rollbacks = int(state.get("rollbacks", self.rollbacks))
+
+
+def _to(obj, device: str):
+    """A copy of nested containers with every tensor on `device`."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to(device, copy=True)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to(v, device) for v in obj)
+    return obj

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from distributed.codec import pack_arrays
+from distributed.replay import decode_sample
 from distributed.weights import WeightStore
 
 
@@ -45,13 +47,13 @@ def test_replay_shard_actor_round_trip(ray_local):
         "lengths": np.array([2, 3, 2]),
         "priorities": np.array([1.0, 1.0, 1.0]),
     }
-    assert ray.get(shard.add.remote(episodes)) == 7
-    batch = ray.get(shard.sample.remote(4, 1.0))
+    assert ray.get(shard.add.remote(pack_arrays(episodes))) == 7
+    batch = decode_sample(ray.get(shard.sample.remote(4, 1.0))).as_dict()
     assert batch["actions"].shape[0] == 4 and set(batch["slots"].tolist()) <= {0, 1, 2}
     # Give slot 1 all the priority: every later sample is episode 1.
     kept = ray.get(shard.update_priorities.remote(np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([0.0, 5.0, 0.0])))
     assert kept == 3
-    again = ray.get(shard.sample.remote(6, 1.0))
+    again = decode_sample(ray.get(shard.sample.remote(6, 1.0))).as_dict()
     assert again["slots"].tolist() == [1] * 6 and again["actions"][0].tolist() == [6, 6, 2]
     stats = ray.get(shard.stats.remote())
     assert stats["size_episodes"] == 3 and stats["inserted_transitions"] == 7
