@@ -33,7 +33,12 @@ d = d_model, f = mlp_ratio, V = vocab, B episodes, P prompt tokens and T steps p
   decoder: F = B [n_layers (L (8 + 4f) d^2 + 4 L^2 d) + 2 T d V],  L = P + T
   update  = 4 F: the online forward (F), its backward (2 F: gradients of inputs and of weights), the target
   forward (F, no grad). The decoder reads T positions: the start token and a_0..a_{T-2}.
-The benchmark reports achieved GFLOP/s from this analytic count; the counted figure is printed beside it as a check.
+Achieved GFLOP/s use this analytic count. FlopCounterMode's count of one update is 0.1-0.7% higher: it also counts
+the attention scores the flash-attention backward recomputes, which are hardware work, not model FLOPs.
+
+Times are the best of a few rounds (`_timed`), the round least disturbed by other processes; `machine.loadavg_start`
+and `_end` show how busy the cores were. On a 2-core machine another busy process can slow the 2-thread torch figures
+many times over, so read them with the load average.
 """
 
 from __future__ import annotations
@@ -153,7 +158,7 @@ def bench_matmul(reps: int, sizes: tuple[int, ...] = (1024, 2048)) -> dict:
     best = {}
     for n in sizes:
         a, b = torch.randn(n, n), torch.randn(n, n)
-        seconds = _timed(lambda: torch.matmul(a, b), reps, rounds=reps)  # noqa: B023
+        seconds = _timed(lambda: torch.matmul(a, b), reps, rounds=reps)
         best[f"machine.matmul_gflops_{n}"] = 2 * n**3 / seconds / 1e9
     return {"machine.matmul_gflops": max(best.values()), **best}
 
@@ -436,21 +441,29 @@ def goals(figures: dict) -> dict:
     return out
 
 
-def _print_table(figures: dict) -> None:
+def print_table(figures: dict) -> None:
+    """One `key  value` line per figure; booleans as PASS/FAIL."""
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         if isinstance(value, bool):
             text = "PASS" if value else "FAIL"
         elif isinstance(value, float):
-            text = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
-        else:
+            text = f"{value:,.4g}" if abs(value) < 100 else f"{value:,.1f}"
+        elif isinstance(value, int):
             text = f"{value:,}"
+        else:
+            text = str(value)
         print(f"{key:<{width}}  {text:>16}")
 
 
 def run_bench(quick: bool = False, out: Path | None = None) -> dict:
     reps = 3 if quick else 10
-    figures = {"torch_threads": torch.get_num_threads(), "machine.cpu_count": os.cpu_count()}
+    # The 1-minute load average before and after: other processes on the cores make every figure lower.
+    figures = {
+        "torch_threads": torch.get_num_threads(),
+        "machine.cpu_count": os.cpu_count(),
+        "machine.loadavg_start": os.getloadavg()[0],
+    }
     steps = [
         ("matmul", lambda: bench_matmul(reps)),
         ("rollout", lambda: bench_rollout(reps)),
@@ -463,8 +476,9 @@ def run_bench(quick: bool = False, out: Path | None = None) -> dict:
         t0 = time.perf_counter()
         figures.update(step())
         log.info("bench: %s measured in %.1fs", name, time.perf_counter() - t0)
+    figures["machine.loadavg_end"] = os.getloadavg()[0]
     figures.update(goals(figures))
-    _print_table(figures)
+    print_table(figures)
     if out is not None:
         Path(out).write_text(json.dumps(figures, indent=2) + "\n")
     return figures

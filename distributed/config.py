@@ -297,6 +297,10 @@ def validate(cfg: Config) -> None:
     _check(0 <= c.task.target_success <= 1, f"task.target_success must be in [0, 1], got {c.task.target_success}")
     _check(c.train.max_seconds > 0, f"train.max_seconds must be > 0, got {c.train.max_seconds}")
     _check(
+        c.replay.snapshot_every_s >= 0,
+        f"replay.snapshot_every_s must be >= 0 (0: no snapshots), got {c.replay.snapshot_every_s}",
+    )
+    _check(
         c.actors.explore in ("uniform", "softmax"),
         f"actors.explore must be uniform or softmax, got {c.actors.explore!r}",
     )
@@ -328,6 +332,7 @@ def validate(cfg: Config) -> None:
         "learner.batch_size",
         "learner.n_step",
         "learner.target_update_every",
+        "learner.max_nonfinite",
         "train.total_updates",
         "train.eval_every",
         "train.publish_every",

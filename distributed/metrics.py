@@ -32,6 +32,9 @@ VALUE_IMAGE = "samples/values"
 
 def render_values(values: list[float], q_taken: list[float], height: int = 120, step_px: int = 24) -> np.ndarray:
     """A (3, H, W) uint8 line chart: V(s_t) in blue, Q(s_t, a_t) in red, along one greedy generation."""
+    # A diverged network's NaN or inf must not break the chart: draw those points on the zero line.
+    values = [v if np.isfinite(v) else 0.0 for v in values]
+    q_taken = [v if np.isfinite(v) else 0.0 for v in q_taken]
     T = max(1, len(values))
     width = step_px * (T + 1)
     img = np.full((3, height, width), 255, dtype=np.uint8)

@@ -86,6 +86,8 @@ class RunRecorder:
         return self.tracker.record(result, self.timer.train_s, updates)
 
     def checkpoint(self, updates: int, state: dict) -> Path:
+        if self.loss_log is not None:
+            self.loss_log.flush()  # the losses up to a checkpoint outlive a crash after it
         with self.timer.phase("checkpoint", exclude_from_training=True):
             return save_checkpoint(self.run_dir / "checkpoints", updates, state, self.spec.cfg.train.keep_checkpoints)
 

@@ -28,7 +28,7 @@ class LearnerConfig:
     target_tau: float = 0.0  # Polyak factor per update; 0 means hard copies
     device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
     max_nonfinite: int = 3  # non-finite updates in a row (each skipped) before rolling back to the last good state
-    max_rollbacks: int = 3  # rollbacks without a finite update in between before the run stops as diverged
+    max_rollbacks: int = 3  # rollbacks to the same good state (no checkpoint since) before the run stops as diverged
 
 
 class DivergedError(RuntimeError):
@@ -98,7 +98,7 @@ class Learner:
         if not bool(finite):  # the update's one extra host sync
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip(), None
-        self._bad_in_row = self._rollbacks_in_row = 0
+        self._bad_in_row = 0
         self.optimizer.step()
         self.updates += 1
         n_valid = int(batch.lengths.sum())
@@ -121,7 +121,7 @@ class Learner:
             if self._good is None or self._rollbacks_in_row >= self.cfg.max_rollbacks:
                 raise DivergedError(
                     f"training diverged: {self.nonfinite_updates} updates had a NaN or inf loss, Q-value or gradient "
-                    f"and {self.rollbacks} rollbacks to the last good state did not help; lower learner.lr or check "
+                    f"and {self._rollbacks_in_row} rollbacks to the last good state did not help; lower learner.lr or check "
                     "the rewards"
                 )
             faults = self.nonfinite_updates, self.rollbacks + 1  # fault counters survive the rollback
@@ -135,6 +135,7 @@ class Learner:
         """Remember the current state (a CPU copy) as the one to roll back to, and return it; drivers call it at
         each checkpoint."""
         self._good = self.state_dict(device="cpu")
+        self._rollbacks_in_row = 0
         return self._good
 
     def _sync_target(self) -> None:
