@@ -209,7 +209,10 @@ def _drive(
     next_eval = (updates // cfg.train.eval_every + 1) * cfg.train.eval_every
     next_ckpt = (updates // cfg.train.checkpoint_every + 1) * cfg.train.checkpoint_every
     stop = False
-    write_json(Path(run_dir) / "processes.json", run.processes())
+    processes = run.processes()
+    write_json(Path(run_dir) / "processes.json", processes)
+    pids = {i: {pid} for i, pid in enumerate(processes["actors"])}  # every process id seen per rollout actor
+    restarts_before, down = c["actor_restarts"], set()
 
     def launch(i: int) -> None:
         actor_calls[run.actors[i].run.remote(cfg.actors.batches_per_call)] = i
@@ -218,13 +221,40 @@ def _drive(
         counters = {**c, "recorder": rec.state()}
         rec.checkpoint(updates, checkpoint_state(cfg, ray.get(run.learner.state_dict.remote()), counters))
 
-    def shard_faults() -> dict:
-        stats = ray.get([sh.stats.remote() for sh in run.shards])
-        return {
-            "lost": sum(st.get("lost", 0) for st in stats),
-            "restarts": sum(st.get("starts", 1) for st in stats) - run.shard_starts,
-            "size": sum(st["size_transitions"] for st in stats),
-        }
+    last_shards = {"lost": 0, "restarts": 0, "size": 0}
+
+    def shard_faults(retry_s: float = 0.0) -> dict:
+        """Loss, restarts and size over the shards; while a shard is restarting, the last figures (or, with
+        `retry_s`, wait for it that long)."""
+        deadline = time.perf_counter() + retry_s
+        while True:
+            try:
+                stats = ray.get([sh.stats.remote() for sh in run.shards])
+                break
+            except RayActorError:
+                if time.perf_counter() > deadline:
+                    return dict(last_shards)
+                time.sleep(0.5)
+        last_shards.update(
+            lost=sum(st.get("lost", 0) for st in stats),
+            restarts=sum(st.get("starts", 1) for st in stats) - run.shard_starts,
+            size=sum(st["size_transitions"] for st in stats),
+        )
+        return dict(last_shards)
+
+    def actor_result(i: int, ref) -> dict | None:
+        """A rollout call's result, or None when its actor died (Ray restarts it; the new process id counts it)."""
+        try:
+            stats = ray.get(ref)
+        except RayActorError:
+            if i not in down:
+                log.warning("rollout actor %d died or is restarting; Ray restarts it", i)
+                down.add(i)
+            return None
+        down.discard(i)
+        pids.setdefault(i, set()).add(stats["pid"])
+        c["actor_restarts"] = restarts_before + sum(len(p) - 1 for p in pids.values())
+        return stats
 
     for i in range(len(run.actors)):
         launch(i)
@@ -236,12 +266,9 @@ def _drive(
         with timer.phase("collect_rollouts"):
             for ref in [r for r in ready if r in actor_calls]:
                 i = actor_calls.pop(ref)
-                try:
-                    stats = ray.get(ref)
-                except RayActorError:
-                    c["actor_restarts"] += 1
-                    log.warning("rollout actor %d died; Ray restarts it (%d restarts so far)", i, c["actor_restarts"])
-                    idle.add(i)
+                stats = actor_result(i, ref)
+                idle.add(i)
+                if stats is None:
                     continue
                 c["env_steps"] += stats["transitions"]
                 c["episodes"] += stats["episodes"]
@@ -253,7 +280,6 @@ def _drive(
                     c["inserted_after_start"] += stats["transitions"]
                 elif c["episodes"] >= cfg.replay.learning_starts:
                     learning = True
-                idle.add(i)
             # Rate limit: relaunch actors only while the learner's backlog stays within the slack.
             for i in sorted(idle):
                 if not learning or spi * c["inserted_after_start"] - trained < slack:
@@ -309,18 +335,16 @@ def _drive(
         out = ray.get(learner_call)
         updates, trained = out["updates"], out["transitions_trained"]
         faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
-    for ref in list(actor_calls):
-        try:
-            stats = ray.get(ref)
+    for ref, i in list(actor_calls.items()):
+        stats = actor_result(i, ref)
+        if stats is not None:
             c["env_steps"] += stats["transitions"]
             c["episodes"] += stats["episodes"]
             c["push_lost"] += stats["push_lost"]
-        except RayActorError:
-            c["actor_restarts"] += 1
+    shards = shard_faults(retry_s=120.0)  # a shard that is still restarting comes back first
     ray.get([sh.snapshot.remote() for sh in run.shards])
     checkpoint()
     eval_net.load_state_dict(ray.get(run.learner.state_dict.remote())["online"])
-    shards = shard_faults()
     counts = {
         "env_steps": c["env_steps"],
         "episodes": c["episodes"],

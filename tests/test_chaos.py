@@ -1,0 +1,87 @@
+"""Local multi-process runs that lose processes: rollout actors and a replay shard killed by PID, and a driver
+killed with SIGKILL and resumed. Each run is the real CLI in its own process with its own Ray instance."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _start(run: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    log = run.parent / f"{run.name}.log"
+    with open(log, "w") as f:  # a file, not a pipe: a full pipe would stall the run
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli", "train", "--run-dir", str(run), *args], stdout=f, stderr=f
+        )
+    return proc, log
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, f"the run ended before {path.name} appeared:\n{log.read_text()[-3000:]}"
+        assert time.time() - t0 < timeout, f"{path} did not appear"
+        time.sleep(0.1)
+
+
+def test_killed_actors_and_shard_are_restarted_and_the_run_still_learns(tmp_path):
+    run = tmp_path / "chaos"
+    snapshot_every_s = 2.0
+    proc, log = _start(
+        run,
+        "train.total_updates=1500",
+        "train.max_seconds=150",
+        "train.eval_every=250",
+        f"replay.snapshot_every_s={snapshot_every_s}",
+    )
+    _wait_for(run / "processes.json", proc, log)
+    pids = json.loads((run / "processes.json").read_text())
+    for pid in (pids["actors"][0], pids["actors"][1], pids["shards"][0]):
+        time.sleep(3.0)
+        assert proc.poll() is None, "the run finished before every process was killed"
+        os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=400) == 0, log.read_text()[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["eval"]["success_rate"] >= 0.9
+    assert summary["actor_restarts"] >= 2
+    assert summary["shard_restarts"] >= 1
+    # At most what one snapshot interval inserts at this run's own insert rate.
+    per_interval = summary["env_steps"] / summary["train_time_s"] * snapshot_every_s
+    assert summary["replay_transitions_lost"] <= per_interval, (summary["replay_transitions_lost"], per_interval)
+    print(
+        "chaos:",
+        {k: summary[k] for k in ("actor_restarts", "shard_restarts", "replay_transitions_lost", "env_steps")},
+        "per snapshot interval",
+        round(per_interval),
+    )
+
+
+def test_a_driver_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path):
+    run = tmp_path / "killed"
+    proc, log = _start(
+        run,
+        "train.total_updates=600",
+        "train.checkpoint_every=100",
+        "train.max_seconds=150",
+        "replay.snapshot_every_s=1",
+    )
+    _wait_for(run / "checkpoints" / "ckpt_00000100.pt", proc, log)
+    time.sleep(1.0)  # past a shard snapshot too
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "distributed.cli", "train", "--resume", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    start = summary["resumed_from_updates"]
+    assert start >= 100 and summary["learner_updates"] >= 600
+    assert summary["eval_history"][0]["updates"] <= start  # the history before the kill is kept
+    assert summary["env_steps"] > 0 and summary["eval"]["success_rate"] is not None
