@@ -85,3 +85,16 @@ def test_a_driver_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path):
     assert start >= 100 and summary["learner_updates"] >= 600
     assert summary["eval_history"][0]["updates"] <= start  # the history before the kill is kept
     assert summary["env_steps"] > 0 and summary["eval"]["success_rate"] is not None
+
+
+def test_ctrl_c_stops_a_local_run_with_checkpoint_snapshot_and_summary(tmp_path):
+    run = tmp_path / "interrupted"
+    proc, log = _start(run, "train.total_updates=100000", "train.checkpoint_every=100", "train.max_seconds=150")
+    _wait_for(run / "checkpoints" / "ckpt_00000100.pt", proc, log)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, log.read_text()[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by"] == "SIGINT" and 100 <= summary["learner_updates"] < 100000
+    assert (run / "checkpoints" / f"ckpt_{summary['learner_updates']:08d}.pt").exists()
+    assert (run / "replay" / "shard-0.snap").exists()
+    assert "continue with: tokenq train --resume" in log.read_text()
