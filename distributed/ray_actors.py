@@ -108,11 +108,12 @@ class RolloutActor:
         self.next_shard = index % len(shards)
         self.in_flight: dict = {}  # push ref -> transitions it carries
         self.batches = 0
+        self.generation = -1  # of the weight store: takes whatever the store holds first
 
     def _pull_weights(self) -> None:
-        reply = ray.get(self.store.latest.remote(self.worker.weights_version))
+        reply = ray.get(self.store.latest.remote(self.worker.weights_version, self.generation))
         if reply is not None:
-            version, (weights_ref,) = reply
+            version, (weights_ref,), self.generation = reply
             self.worker.set_weights(unpack_weights(ray.get(weights_ref)), version)
 
     def _reap(self, refs: list) -> int:
@@ -185,11 +186,14 @@ class LearnerActor:
         self.store.publish.remote(self.learner.updates, [weights_ref])
         return self.learner.updates
 
-    def load_state(self, state: dict) -> int:
-        """Continue from a checkpoint's learner state (a resumed run); publishes it at once."""
-        self.learner.load_state_dict(state)
+    def load_state(self, state: dict | None) -> int:
+        """Continue from a checkpoint's learner state (a resumed run, or this learner replacing one that died;
+        None: from the start). The store is rolled back to it, so actors act with it at once."""
+        if state is not None:
+            self.learner.load_state_dict(state)
         self.learner.mark_good()
-        return self.publish()
+        self.store.restore.remote(self.learner.updates, [ray.put(pack_weights(self.learner.get_weights()))])
+        return self.learner.updates
 
     def _prefetch(self, beta: float) -> None:
         while len(self.in_flight) < self.cfg.replay.prefetch * len(self.shards):

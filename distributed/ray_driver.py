@@ -27,6 +27,7 @@ from distributed.ray_actors import LearnerActor, ReplayShardActor, RolloutActor,
 from distributed.recorder import RunRecorder
 from distributed.replay import ReplayShard
 from distributed.serial import beta_at, checkpoint_state, learner_scalars
+from learner.checkpoint import latest_checkpoint, load_checkpoint
 from learner.model import QNetwork
 
 log = logging.getLogger("tokenq")
@@ -79,7 +80,10 @@ class ApeXRun:
         # The learner takes a GPU when the cluster has one; the shards go beside it (node affinity), so
         # sampling and priority updates stay on one node; rollout actors spread over the nodes.
         use_gpu = ray.cluster_resources().get("GPU", 0) >= 1 and cfg.learner.device != "cpu"
-        self.learner = LearnerActor.options(num_gpus=1 if use_gpu else 0, num_cpus=1).remote(config, self.names, seed)
+        self.make_learner = lambda: LearnerActor.options(num_gpus=1 if use_gpu else 0, num_cpus=1).remote(
+            config, self.names, seed
+        )
+        self.learner = self.make_learner()
         placement = "DEFAULT"
         if len([n for n in ray.nodes() if n["Alive"]]) > 1:
             learner_node = ray.get(self.learner.where.remote())["node_id"]
@@ -192,7 +196,14 @@ def _drive(
     spi = cfg.replay.samples_per_insert
     # Actors may run ahead of the learner by at most one round of calls per actor (Reverb-style error buffer).
     slack = spi * cfg.actors.num_actors * cfg.actors.batches_per_call * cfg.actors.batch_size * spec.task.max_steps
-    c = {"env_steps": 0, "episodes": 0, "inserted_after_start": 0, "push_lost": 0, "actor_restarts": 0}
+    c = {
+        "env_steps": 0,
+        "episodes": 0,
+        "inserted_after_start": 0,
+        "push_lost": 0,
+        "actor_restarts": 0,
+        "learner_restarts": 0,
+    }
     updates = trained = 0
     if resume is not None:
         c.update({k: int(v) for k, v in resume["counters"].items() if k in c})
@@ -217,9 +228,30 @@ def _drive(
     def launch(i: int) -> None:
         actor_calls[run.actors[i].run.remote(cfg.actors.batches_per_call)] = i
 
+    def restart_learner() -> tuple[int, int]:
+        """The learner process died: start a new one from the newest checkpoint (its updates since are lost, the
+        replay is not). Returns the learner's (updates, transitions trained)."""
+        c["learner_restarts"] += 1
+        path = latest_checkpoint(Path(run_dir) / "checkpoints")
+        state = load_checkpoint(path)["learner"] if path else None
+        log.warning("the learner died; restarting it from %s", path or "its initial weights")
+        run.learner = run.make_learner()
+        ray.get(run.learner.load_state.remote(state))
+        processes["learner"] = ray.get(run.learner.where.remote())["pid"]
+        write_json(Path(run_dir) / "processes.json", processes)
+        return (int(state["updates"]), int(state["transitions_trained"])) if state else (0, 0)
+
+    def learner_state() -> dict:
+        while True:
+            try:
+                return ray.get(run.learner.state_dict.remote())
+            except RayActorError:
+                nonlocal updates, trained
+                updates, trained = restart_learner()
+
     def checkpoint() -> None:
-        counters = {**c, "recorder": rec.state()}
-        rec.checkpoint(updates, checkpoint_state(cfg, ray.get(run.learner.state_dict.remote()), counters))
+        state = learner_state()
+        rec.checkpoint(updates, checkpoint_state(cfg, state, {**c, "recorder": rec.state()}))
 
     last_shards = {"lost": 0, "restarts": 0, "size": 0}
 
@@ -288,12 +320,15 @@ def _drive(
         # 2. Learner: take its results, hand it the allowance the samples-per-insert ratio gives.
         with timer.phase("learn"):
             if learner_call is not None and learner_call in ready:
-                out = ray.get(learner_call)
-                learner_call = None
-                updates, trained = out["updates"], out["transitions_trained"]
-                metrics = out["metrics"] or metrics
-                faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
-                faults["lost_samples"] += out["lost_samples"]
+                ref, learner_call = learner_call, None
+                try:
+                    out = ray.get(ref)
+                    updates, trained = out["updates"], out["transitions_trained"]
+                    metrics = out["metrics"] or metrics
+                    faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
+                    faults["lost_samples"] += out["lost_samples"]
+                except RayActorError:
+                    updates, trained = restart_learner()
             budget = spi * c["inserted_after_start"] - trained
             if learner_call is None and learning and budget > 0:
                 chunk = min(cfg.train.publish_every, cfg.train.total_updates - updates)
@@ -332,9 +367,12 @@ def _drive(
         log.warning("stopping on %s: final checkpoint, replay snapshots and summary", stop_request.name)
     # Let in-flight work finish, then record the final state.
     if learner_call is not None:
-        out = ray.get(learner_call)
-        updates, trained = out["updates"], out["transitions_trained"]
-        faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
+        try:
+            out = ray.get(learner_call)
+            updates, trained = out["updates"], out["transitions_trained"]
+            faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
+        except RayActorError:
+            updates, trained = restart_learner()
     for ref, i in list(actor_calls.items()):
         stats = actor_result(i, ref)
         if stats is not None:
@@ -344,7 +382,7 @@ def _drive(
     shards = shard_faults(retry_s=120.0)  # a shard that is still restarting comes back first
     ray.get([sh.snapshot.remote() for sh in run.shards])
     checkpoint()
-    eval_net.load_state_dict(ray.get(run.learner.state_dict.remote())["online"])
+    eval_net.load_state_dict(learner_state()["online"])
     counts = {
         "env_steps": c["env_steps"],
         "episodes": c["episodes"],
@@ -357,6 +395,7 @@ def _drive(
         "weights_version": ray.get(run.store.current_version.remote()),
         "actor_restarts": c["actor_restarts"],
         "shard_restarts": shards["restarts"],
+        "learner_restarts": c["learner_restarts"],
         # Transitions generated but not in replay: held by a shard process that died after its last snapshot,
         # or in a push to a shard as it died.
         "replay_transitions_lost": shards["lost"] + c["push_lost"],

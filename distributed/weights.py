@@ -13,6 +13,7 @@ class WeightStore:
     def __init__(self) -> None:
         self.version = -1
         self.payload: Any = None
+        self.generation = 0  # bumped when a restarted learner rolls the store back to a checkpoint
 
     def publish(self, version: int, payload: Any) -> bool:
         """Keep `payload` if it is newer than what is stored; an older or equal version is ignored."""
@@ -21,10 +22,19 @@ class WeightStore:
         self.version, self.payload = version, payload
         return True
 
-    def latest(self, have_version: int) -> tuple[int, Any] | None:
-        """(version, payload) when the store holds a newer version than `have_version`, else None."""
-        if self.version > have_version:
-            return self.version, self.payload
+    def restore(self, version: int, payload: Any) -> None:
+        """Roll back to `version` (a learner restarted from a checkpoint): every actor takes it, even if it holds a
+        newer version of the generation before."""
+        self.version, self.payload = version, payload
+        self.generation += 1
+
+    def latest(self, have_version: int, have_generation: int | None = None) -> tuple | None:
+        """(version, payload) when the store holds a newer version than `have_version`, else None. With
+        `have_generation`: (version, payload, generation) also when the store was rolled back since."""
+        if have_generation is None:
+            return (self.version, self.payload) if self.version > have_version else None
+        if self.version > have_version or self.generation != have_generation:
+            return self.version, self.payload, self.generation
         return None
 
     def current_version(self) -> int:

@@ -27,7 +27,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 18
         time.sleep(0.1)
 
 
-def test_killed_actors_and_shard_are_restarted_and_the_run_still_learns(tmp_path):
+def test_killed_actors_shard_and_learner_are_restarted_and_the_run_still_learns(tmp_path):
     run = tmp_path / "chaos"
     snapshot_every_s = 2.0
     proc, log = _start(
@@ -35,11 +35,12 @@ def test_killed_actors_and_shard_are_restarted_and_the_run_still_learns(tmp_path
         "train.total_updates=1500",
         "train.max_seconds=150",
         "train.eval_every=250",
+        "train.checkpoint_every=250",
         f"replay.snapshot_every_s={snapshot_every_s}",
     )
     _wait_for(run / "processes.json", proc, log)
     pids = json.loads((run / "processes.json").read_text())
-    for pid in (pids["actors"][0], pids["actors"][1], pids["shards"][0]):
+    for pid in (pids["actors"][0], pids["actors"][1], pids["shards"][0], pids["learner"]):
         time.sleep(3.0)
         assert proc.poll() is None, "the run finished before every process was killed"
         os.kill(pid, signal.SIGKILL)
@@ -48,12 +49,24 @@ def test_killed_actors_and_shard_are_restarted_and_the_run_still_learns(tmp_path
     assert summary["eval"]["success_rate"] >= 0.9
     assert summary["actor_restarts"] >= 2
     assert summary["shard_restarts"] >= 1
+    assert summary["learner_restarts"] == 1 and summary["learner_updates"] == 1500
     # At most what one snapshot interval inserts at this run's own insert rate.
     per_interval = summary["env_steps"] / summary["train_time_s"] * snapshot_every_s
     assert summary["replay_transitions_lost"] <= per_interval, (summary["replay_transitions_lost"], per_interval)
     print(
         "chaos:",
-        {k: summary[k] for k in ("actor_restarts", "shard_restarts", "replay_transitions_lost", "env_steps")},
+        {
+            k: summary[k]
+            for k in (
+                "actor_restarts",
+                "shard_restarts",
+                "learner_restarts",
+                "replay_transitions_lost_in_shards",
+                "replay_transitions_lost_in_pushes",
+                "env_steps",
+                "train_time_s",
+            )
+        },
         "per snapshot interval",
         round(per_interval),
     )

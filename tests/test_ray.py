@@ -19,6 +19,11 @@ def test_weight_store_never_goes_back():
     assert store.latest(7) is None
     store.publish(9, "w9")
     assert store.latest(5) == (9, "w9")
+    # A learner restarted from a checkpoint rolls the store back; actors tracking the generation follow it.
+    assert store.latest(9, 0) is None
+    store.restore(4, "w4")
+    assert store.latest(9) is None and store.latest(9, 0) == (4, "w4", 1)
+    assert store.latest(4, 1) is None
 
 
 def test_weight_store_actor_hands_out_object_refs(ray_local):
