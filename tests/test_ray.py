@@ -78,6 +78,11 @@ REQUIRED_TAGS = [
     "replay/samples_per_insert",
     "weights/version",
     "weights/actor_lag",
+    "faults/actor_restarts",
+    "faults/shard_restarts",
+    "faults/nonfinite_updates",
+    "faults/rollbacks",
+    "faults/replay_transitions_lost",
     "timers/collect_rollouts",
     "timers/learn",
     "timers/evaluate",
@@ -109,6 +114,8 @@ def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_pat
     assert summary["eval"]["success_rate"] >= 0.95
     assert summary["time_to_target_s"] is not None
     assert (summary["num_actors"], summary["num_shards"], summary["actor_restarts"]) == (2, 2, 0)
+    assert (summary["shard_restarts"], summary["learner_restarts"], summary["replay_transitions_lost"]) == (0, 0, 0)
+    assert (tmp_path / "replay" / "shard-0.snap").exists() and (tmp_path / "replay" / "shard-1.snap").exists()
     assert summary["weights_version"] > 0 and len(summary["nodes"]) == 1
     assert summary["learner_updates"] > 0 and summary["transitions_trained"] > summary["learner_updates"]
 
