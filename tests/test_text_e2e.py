@@ -143,6 +143,7 @@ def test_a_reward_function_that_raises_stops_the_run_clearly_and_keeps_checkpoin
     assert "Traceback" not in proc.stderr
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))  # what was saved before the failure is intact
     assert state["learner"]["updates"] >= 10
+    base[base.index(str(run))] = str(tmp_path / "run_nan")  # a run directory holds one run
     nan = subprocess.run(
         base + ["task.name=tests.reward_fns:returns_nan"], capture_output=True, text=True, timeout=120, cwd=repo
     )
