@@ -120,9 +120,9 @@ class Learner:
         if self._bad_in_row >= self.cfg.max_nonfinite:
             if self._good is None or self._rollbacks_in_row >= self.cfg.max_rollbacks:
                 raise DivergedError(
-                    f"training diverged: {self.nonfinite_updates} updates had a NaN or inf loss, Q-value or gradient "
-                    f"and {self._rollbacks_in_row} rollbacks to the last good state did not help; lower learner.lr or check "
-                    "the rewards"
+                    f"training diverged: {self.nonfinite_updates} updates had a NaN or inf loss, Q-value or "
+                    f"gradient and {self._rollbacks_in_row} rollbacks to the last good state did not help; lower "
+                    "learner.lr or check the rewards"
                 )
             faults = self.nonfinite_updates, self.rollbacks + 1  # fault counters survive the rollback
             self.load_state_dict(copy.deepcopy(self._good))  # the optimizer would alias the tensors it is given
