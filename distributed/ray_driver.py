@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -153,6 +154,8 @@ def train_distributed(
     """Run Ape-X on Ray. `resume` is a loaded checkpoint of this run directory to continue from; the shards then
     come back from their snapshots in RUN_DIR/replay."""
     snapshot_dir = Path(run_dir) / "replay"
+    if resume is None:  # a new run starts empty, even over the snapshots of an attempt that never checkpointed
+        shutil.rmtree(snapshot_dir, ignore_errors=True)
     check_snapshots(cfg, spec, snapshot_dir)
     started, mode = start_ray(cfg, address)
     torch.set_num_threads(1)  # the driver only evaluates; leave the cores to actors and learner
@@ -215,6 +218,7 @@ def _drive(
     learner_call = None
     metrics: dict[str, float] = {}
     faults = {"nonfinite_updates": 0, "rollbacks": 0, "lost_samples": 0}
+    learner_time = {"busy_s": 0.0, "wait_s": 0.0}  # inside train calls; wait_s: blocked on a sample from replay
     versions: dict[int, int] = {}
     epsilon_mean = sum(run.epsilons) / len(run.epsilons)
     next_eval = (updates // cfg.train.eval_every + 1) * cfg.train.eval_every
@@ -327,6 +331,8 @@ def _drive(
                     metrics = out["metrics"] or metrics
                     faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
                     faults["lost_samples"] += out["lost_samples"]
+                    learner_time["busy_s"] += out["busy_s"]
+                    learner_time["wait_s"] += out["wait_s"]
                 except RayActorError:
                     updates, trained = restart_learner()
             budget = spi * c["inserted_after_start"] - trained
@@ -412,6 +418,10 @@ def _drive(
         "replay_transitions": shards["size"],
         "num_parameters": eval_net.num_parameters(),
         "final_losses": metrics,
+        # Where the learner's time went: busy inside train calls (waiting on samples included), per update.
+        "learner_busy_s": round(learner_time["busy_s"], 3),
+        "learner_wait_s": round(learner_time["wait_s"], 3),
+        "learner_ms_per_update": round(1000 * learner_time["busy_s"] / max(updates, 1), 2),
     }
     return rec.finish(eval_net, counts, extra, stopped_by=stop_request.name)
 
