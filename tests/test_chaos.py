@@ -5,32 +5,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-
-def _start(run: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    log = run.parent / f"{run.name}.log"
-    with open(log, "w") as f:  # a file, not a pipe: a full pipe would stall the run
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli", "train", "--run-dir", str(run), *args], stdout=f, stderr=f
-        )
-    return proc, log
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
-    t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, f"the run ended before {path.name} appeared:\n{log.read_text()[-3000:]}"
-        assert time.time() - t0 < timeout, f"{path} did not appear"
-        time.sleep(0.1)
+from tests.procs import cli, start_train, wait_for
 
 
 def test_killed_actors_shard_and_learner_are_restarted_and_the_run_still_learns(tmp_path):
     run = tmp_path / "chaos"
     snapshot_every_s = 2.0
-    proc, log = _start(
+    proc, log = start_train(
         run,
         "train.total_updates=1500",
         "train.max_seconds=150",
@@ -38,7 +21,7 @@ def test_killed_actors_shard_and_learner_are_restarted_and_the_run_still_learns(
         "train.checkpoint_every=250",
         f"replay.snapshot_every_s={snapshot_every_s}",
     )
-    _wait_for(run / "processes.json", proc, log)
+    wait_for(run / "processes.json", proc, log)
     pids = json.loads((run / "processes.json").read_text())
     for pid in (pids["actors"][0], pids["actors"][1], pids["shards"][0], pids["learner"]):
         time.sleep(3.0)
@@ -74,24 +57,19 @@ def test_killed_actors_shard_and_learner_are_restarted_and_the_run_still_learns(
 
 def test_a_driver_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path):
     run = tmp_path / "killed"
-    proc, log = _start(
+    proc, log = start_train(
         run,
         "train.total_updates=600",
         "train.checkpoint_every=100",
         "train.max_seconds=150",
         "replay.snapshot_every_s=1",
     )
-    _wait_for(run / "checkpoints" / "ckpt_00000100.pt", proc, log)
+    wait_for(run / "checkpoints" / "ckpt_00000100.pt", proc, log)
     time.sleep(1.0)  # past a shard snapshot too
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "summary.json").exists()
-    resumed = subprocess.run(
-        [sys.executable, "-m", "distributed.cli", "train", "--resume", str(run)],
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    resumed = subprocess.run(cli("train", "--resume", str(run)), capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     start = summary["resumed_from_updates"]
@@ -102,8 +80,8 @@ def test_a_driver_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path):
 
 def test_ctrl_c_stops_a_local_run_with_checkpoint_snapshot_and_summary(tmp_path):
     run = tmp_path / "interrupted"
-    proc, log = _start(run, "train.total_updates=100000", "train.checkpoint_every=100", "train.max_seconds=150")
-    _wait_for(run / "checkpoints" / "ckpt_00000100.pt", proc, log)
+    proc, log = start_train(run, "train.total_updates=100000", "train.checkpoint_every=100", "train.max_seconds=150")
+    wait_for(run / "checkpoints" / "ckpt_00000100.pt", proc, log)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130, log.read_text()[-3000:]
     summary = json.loads((run / "summary.json").read_text())

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from distributed.serial import checkpoint_state
 from learner.checkpoint import save_checkpoint
 from learner.learner import DivergedError, Learner, LearnerConfig
 from learner.model import QNetConfig
+from tests.procs import cli, start_train, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -209,25 +209,11 @@ GOLDEN = [
 ]
 
 
-def _cli(*args) -> list[str]:
-    return [sys.executable, "-m", "distributed.cli", *args]
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, f"the run ended before {path.name} appeared: {proc.stderr.read()[-2000:]}"
-        assert time.time() - t0 < timeout, f"{path} did not appear"
-        time.sleep(0.05)
-
-
 def test_serial_resume_after_sigkill_reproduces_the_losses_exactly(tmp_path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert main(["train", "--mode", "serial", "--run-dir", str(whole), *GOLDEN]) == 0
-    proc = subprocess.Popen(
-        _cli("train", "--mode", "serial", "--run-dir", str(cut), *GOLDEN), stderr=subprocess.PIPE, text=True
-    )
-    _wait_for(cut / "checkpoints" / "ckpt_00000100.pt", proc)
+    proc, log = start_train(cut, "--mode", "serial", *GOLDEN)
+    wait_for(cut / "checkpoints" / "ckpt_00000100.pt", proc, log)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (cut / "summary.json").exists()  # killed mid-run
@@ -244,8 +230,8 @@ def test_serial_resume_after_sigkill_reproduces_the_losses_exactly(tmp_path):
 def test_sigterm_writes_checkpoint_snapshot_and_summary_then_exits_143(tmp_path):
     run = tmp_path / "r"
     args = ["train.total_updates=100000", "train.checkpoint_every=100", "train.max_seconds=1000"]
-    proc = subprocess.Popen(_cli("train", "--mode", "serial", "--run-dir", str(run), *args), stderr=subprocess.PIPE)
-    _wait_for(run / "checkpoints" / "ckpt_00000100.pt", proc)
+    proc, log = start_train(run, "--mode", "serial", *args)
+    wait_for(run / "checkpoints" / "ckpt_00000100.pt", proc, log)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 143
     summary = json.loads((run / "summary.json").read_text())
@@ -339,5 +325,5 @@ def test_the_cli_process_reports_a_corrupted_snapshot_without_a_traceback(tmp_pa
     local = _fake_run(tmp_path / "local", mode="local")
     (local / "replay").mkdir()
     (local / "replay" / "shard-0.snap").write_bytes(os.urandom(100))
-    proc = subprocess.run(_cli("train", "--resume", str(local)), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cli("train", "--resume", str(local)), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "shard-0.snap" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,28 @@
+"""Runs of the real CLI in their own processes, for tests that signal or kill them."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "distributed.cli", *args]
+
+
+def start_train(run: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """`tokenq train --run-dir RUN ARGS` in the background; its output goes to RUN.log (a file, not a pipe: a full
+    pipe would stall the run)."""
+    log = run.parent / f"{run.name}.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cli("train", "--run-dir", str(run), *args), stdout=f, stderr=f)
+    return proc, log
+
+
+def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    """Until `path` exists; fails if the run ends first or takes longer than `timeout`."""
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, f"the run ended before {path.name} appeared:\n{log.read_text()[-3000:]}"
+        assert time.time() - t0 < timeout, f"{path} did not appear"
+        time.sleep(0.05)
