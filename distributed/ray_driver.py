@@ -292,6 +292,30 @@ def _drive(
         c["actor_restarts"] = restarts_before + sum(len(p) - 1 for p in pids.values())
         return stats
 
+    def record_rollout(i: int, stats: dict | None) -> None:
+        nonlocal learning
+        if stats is None:
+            return
+        c["env_steps"] += stats["transitions"]
+        c["episodes"] += stats["episodes"]
+        c["push_lost"] += stats["push_lost"]
+        rec.episodes(stats["returns"])
+        versions[i] = stats["weights_version"]
+        run.nodes.add(stats["node_id"])
+        if learning:
+            c["inserted_after_start"] += stats["transitions"]
+        elif c["episodes"] >= cfg.replay.learning_starts:
+            learning = True
+
+    def record_learner(out: dict) -> None:
+        nonlocal updates, trained, metrics
+        updates, trained = out["updates"], out["transitions_trained"]
+        metrics = out["metrics"] or metrics
+        faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
+        faults["lost_samples"] += out["lost_samples"]
+        learner_time["busy_s"] += out["busy_s"]
+        learner_time["wait_s"] += out["wait_s"]
+
     for i in range(len(run.actors)):
         launch(i)
     idle = set()
@@ -302,20 +326,8 @@ def _drive(
         with timer.phase("collect_rollouts"):
             for ref in [r for r in ready if r in actor_calls]:
                 i = actor_calls.pop(ref)
-                stats = actor_result(i, ref)
+                record_rollout(i, actor_result(i, ref))
                 idle.add(i)
-                if stats is None:
-                    continue
-                c["env_steps"] += stats["transitions"]
-                c["episodes"] += stats["episodes"]
-                c["push_lost"] += stats["push_lost"]
-                rec.episodes(stats["returns"])
-                versions[i] = stats["weights_version"]
-                run.nodes.add(stats["node_id"])
-                if learning:
-                    c["inserted_after_start"] += stats["transitions"]
-                elif c["episodes"] >= cfg.replay.learning_starts:
-                    learning = True
             # Rate limit: relaunch actors only while the learner's backlog stays within the slack.
             for i in sorted(idle):
                 if not learning or spi * c["inserted_after_start"] - trained < slack:
@@ -326,13 +338,7 @@ def _drive(
             if learner_call is not None and learner_call in ready:
                 ref, learner_call = learner_call, None
                 try:
-                    out = ray.get(ref)
-                    updates, trained = out["updates"], out["transitions_trained"]
-                    metrics = out["metrics"] or metrics
-                    faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
-                    faults["lost_samples"] += out["lost_samples"]
-                    learner_time["busy_s"] += out["busy_s"]
-                    learner_time["wait_s"] += out["wait_s"]
+                    record_learner(ray.get(ref))
                 except RayActorError:
                     updates, trained = restart_learner()
             budget = spi * c["inserted_after_start"] - trained
@@ -374,17 +380,11 @@ def _drive(
     # Let in-flight work finish, then record the final state.
     if learner_call is not None:
         try:
-            out = ray.get(learner_call)
-            updates, trained = out["updates"], out["transitions_trained"]
-            faults["nonfinite_updates"], faults["rollbacks"] = out["nonfinite_updates"], out["rollbacks"]
+            record_learner(ray.get(learner_call))
         except RayActorError:
             updates, trained = restart_learner()
     for ref, i in list(actor_calls.items()):
-        stats = actor_result(i, ref)
-        if stats is not None:
-            c["env_steps"] += stats["transitions"]
-            c["episodes"] += stats["episodes"]
-            c["push_lost"] += stats["push_lost"]
+        record_rollout(i, actor_result(i, ref))
     shards = shard_faults(retry_s=120.0)  # a shard that is still restarting comes back first
     ray.get([sh.snapshot.remote() for sh in run.shards])
     checkpoint()
