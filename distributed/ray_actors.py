@@ -25,6 +25,8 @@ from learner.learner import Learner
 
 # Fields an actor sends to replay; the acting network's Q-values stay behind.
 REPLAY_FIELDS = ("prompts", "actions", "rewards", "lengths", "priorities")
+# Failed pushes an actor holds for a restarting shard before it drops the oldest (and counts them lost).
+MAX_UNSENT = 64
 
 
 def actor_names(run_id: str, num_shards: int) -> dict:
@@ -86,7 +88,9 @@ class ReplayShardActor:
 
     def stats(self) -> dict:
         d = self.durable
-        faults = {"lost": d.lost, "starts": d.starts, "snapshots": d.snapshots} if d else {}
+        faults = {}
+        if d is not None:
+            faults = {"lost": d.lost, "starts": d.starts, "snapshots": d.snapshots, "lost_window_s": d.lost_window_s}
         return {**self.shard.stats(), **faults, "node_id": node_id(), "pid": os.getpid()}
 
 
@@ -106,7 +110,8 @@ class RolloutActor:
         store, shards = lookup(names)
         self.cfg, self.index, self.store, self.shards = cfg, index, store, shards
         self.next_shard = index % len(shards)
-        self.in_flight: dict = {}  # push ref -> transitions it carries
+        self.in_flight: dict = {}  # push ref -> (shard index, packed episodes, transitions)
+        self.unsent: deque = deque()  # pushes that failed because their shard died: sent again
         self.batches = 0
         self.generation = -1  # of the weight store: takes whatever the store holds first
 
@@ -116,16 +121,26 @@ class RolloutActor:
             version, (weights_ref,), self.generation = reply
             self.worker.set_weights(unpack_weights(ray.get(weights_ref)), version)
 
-    def _reap(self, refs: list) -> int:
-        """Acknowledge finished pushes; returns the transitions of pushes that failed (their shard died)."""
-        failed = 0
+    def _push(self, i: int, data: bytes, n: int) -> None:
+        self.in_flight[self.shards[i].add.remote(data)] = (i, data, n)
+
+    def _reap(self, refs: list) -> None:
+        """Acknowledge finished pushes; a push whose shard died is kept to be sent again (Ray restarts the shard)."""
         for ref in refs:
-            n = self.in_flight.pop(ref)
+            push = self.in_flight.pop(ref)
             try:
                 ray.get(ref)
             except RayActorError:
-                failed += n
-        return failed
+                self.unsent.append(push)
+
+    def _resend(self) -> int:
+        """Send the failed pushes again; beyond MAX_UNSENT the oldest are dropped. Returns transitions dropped."""
+        dropped = 0
+        while len(self.unsent) > MAX_UNSENT:
+            dropped += self.unsent.popleft()[2]
+        for _ in range(len(self.unsent)):
+            self._push(*self.unsent.popleft())
+        return dropped
 
     def run(self, num_batches: int) -> dict:
         """Generate and push `num_batches` batches; returns what the driver needs for metrics and rate limiting."""
@@ -136,12 +151,13 @@ class RolloutActor:
             batch = self.worker.rollout()
             self.batches += 1
             data = pack_arrays({k: v for k, v in batch.as_dict().items() if k in REPLAY_FIELDS})
-            self.in_flight[self.shards[self.next_shard].add.remote(data)] = batch.num_transitions
+            push_lost += self._resend()
+            self._push(self.next_shard, data, batch.num_transitions)
             self.next_shard = (self.next_shard + 1) % len(self.shards)
             if len(self.in_flight) > self.cfg.actors.max_pushes_in_flight:
                 excess = len(self.in_flight) - self.cfg.actors.max_pushes_in_flight
                 done, _ = ray.wait(list(self.in_flight), num_returns=excess)
-                push_lost += self._reap(done)
+                self._reap(done)
             returns.extend(batch.returns.tolist())
             transitions += batch.num_transitions
             episodes += len(batch.lengths)

@@ -257,7 +257,7 @@ def _drive(
         state = learner_state()
         rec.checkpoint(updates, checkpoint_state(cfg, state, {**c, "recorder": rec.state()}))
 
-    last_shards = {"lost": 0, "restarts": 0, "size": 0}
+    last_shards = {"lost": 0, "restarts": 0, "size": 0, "lost_window_s": 0.0}
 
     def shard_faults(retry_s: float = 0.0) -> dict:
         """Loss, restarts and size over the shards; while a shard is restarting, the last figures (or, with
@@ -275,6 +275,7 @@ def _drive(
             lost=sum(st.get("lost", 0) for st in stats),
             restarts=sum(st.get("starts", 1) for st in stats) - run.shard_starts,
             size=sum(st["size_transitions"] for st in stats),
+            lost_window_s=max(st.get("lost_window_s", 0.0) for st in stats),
         )
         return dict(last_shards)
 
@@ -407,6 +408,8 @@ def _drive(
         "replay_transitions_lost": shards["lost"] + c["push_lost"],
         "replay_transitions_lost_in_shards": shards["lost"],
         "replay_transitions_lost_in_pushes": c["push_lost"],
+        # How long the shard-held losses had taken to insert: under replay.snapshot_every_s by construction.
+        "replay_lost_window_s": round(shards["lost_window_s"], 3),
         "samples_lost": faults["lost_samples"],
         "nonfinite_updates": faults["nonfinite_updates"],
         "rollbacks": faults["rollbacks"],

@@ -129,12 +129,14 @@ def test_durable_shard_counts_exactly_what_a_dead_process_lost(tmp_path):
     covered = first.snapshot()
     late = [episodes(7, rng) for _ in range(3)]
     for b in late:
+        time.sleep(0.01)
         first.add(b)  # inserted after the snapshot: lost when the process dies
     del first  # the process "dies": nothing more is written
     second = DurableShard(ReplayShard(256, 6, 8), tmp_path, "shard-0", every_s=0)
     assert second.restored and second.shard.inserted_transitions == covered
     assert second.lost == sum(b.num_transitions for b in late)
     assert second.starts == 2
+    assert 0 < second.lost_window_s < 1.0  # the lost inserts came within a moment of the snapshot
     second.add(episodes(5, rng))
     second.snapshot()
     third = DurableShard(ReplayShard(256, 6, 8), tmp_path, "shard-0", every_s=0)
