@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -82,6 +83,18 @@ def pack_weights(state_dict: dict[str, torch.Tensor]) -> bytes:
 def unpack_weights(data: bytes) -> dict[str, torch.Tensor]:
     arrays, _ = unpack_arrays(data, "published weights")
     return {k: torch.from_numpy(a.copy()) for k, a in arrays.items()}
+
+
+def rng_state(rng: np.random.Generator) -> str:
+    """A numpy generator's state as JSON text (PCG64's 128-bit integers do not fit msgpack's integers)."""
+    return json.dumps(rng.bit_generator.state)
+
+
+def set_rng_state(rng: np.random.Generator, text: str, what: str) -> None:
+    try:
+        rng.bit_generator.state = json.loads(text)
+    except (TypeError, ValueError, KeyError):
+        raise CodecError(f"{what} holds a malformed random state") from None
 
 
 def write_sealed(path: Path, payload: bytes) -> None:

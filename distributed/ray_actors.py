@@ -197,9 +197,12 @@ class LearnerActor:
         self.next_shard = 0
         self.publish()
 
+    def _weights_ref(self) -> ray.ObjectRef:
+        # pack_weights copies every tensor into its bytes: no CPU copy of the state dict is needed first.
+        return ray.put(pack_weights(self.learner.online.state_dict()))
+
     def publish(self) -> int:
-        weights_ref = ray.put(pack_weights(self.learner.get_weights()))
-        self.store.publish.remote(self.learner.updates, [weights_ref])
+        self.store.publish.remote(self.learner.updates, [self._weights_ref()])
         return self.learner.updates
 
     def load_state(self, state: dict | None) -> int:
@@ -208,7 +211,7 @@ class LearnerActor:
         if state is not None:
             self.learner.load_state_dict(state)
         self.learner.mark_good()
-        self.store.restore.remote(self.learner.updates, [ray.put(pack_weights(self.learner.get_weights()))])
+        self.store.restore.remote(self.learner.updates, [self._weights_ref()])
         return self.learner.updates
 
     def _prefetch(self, beta: float) -> None:

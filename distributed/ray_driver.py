@@ -108,18 +108,18 @@ class ApeXRun:
         ]
         stats = ray.get([sh.stats.remote() for sh in self.shards])  # all live
         self.shard_nodes = {w["node_id"] for w in stats}
+        self.shard_pids = [w["pid"] for w in stats]
         self.shard_starts = sum(w.get("starts", 1) for w in stats)  # later starts are restarts
         self.epsilons = ape_x_epsilons(cfg.actors.epsilon, cfg.actors.epsilon_alpha, cfg.actors.num_actors)
-        self.actors = [self._make_actor(i) for i in range(cfg.actors.num_actors)]
-        self.restarts = 0
+        self.actors = [self._make_actor(config, i) for i in range(cfg.actors.num_actors)]
         self.nodes: set[str] = set()
         self.learner_node = ""  # set by wait_ready
 
-    def _make_actor(self, i: int):
+    def _make_actor(self, config: dict, i: int):
         # Ray restarts a dead actor process (its constructor runs again and pulls the newest weights).
         return RolloutActor.options(
             num_cpus=self.cfg.actors.num_cpus, max_restarts=-1, scheduling_strategy="SPREAD"
-        ).remote(self.cfg.to_dict(), i, self.epsilons[i], self.names, self.cfg.train.seed + 1000 * (i + 1))
+        ).remote(config, i, self.epsilons[i], self.names, self.cfg.train.seed + 1000 * (i + 1))
 
     def wait_ready(self, timeout_s: float = 300.0) -> dict:
         try:
@@ -139,8 +139,7 @@ class ApeXRun:
     def processes(self) -> dict:
         """The process ids of the run's actors as started (restarted ones get new ids), written to the run
         directory so an operator can find a process."""
-        shards = ray.get([sh.stats.remote() for sh in self.shards])
-        return {**self.pids, "shards": [st["pid"] for st in shards]}
+        return {**self.pids, "shards": self.shard_pids}
 
 
 def train_distributed(
@@ -192,9 +191,15 @@ def _drive(
     rec = RunRecorder(spec, run_dir, config_name, mode=mode, eval_pauses_training=False)
     timer = rec.timer
     eval_net = QNetwork(spec.net_cfg).eval()
-    if cfg.init.from_run and resume is None:  # the learner published its warm-start weights: evaluate them once
-        _, (weights_ref,) = ray.get(run.store.latest.remote(-1))
+
+    def load_newest_weights() -> int:
+        """The store's newest weights into eval_net; returns their version."""
+        version, (weights_ref,) = ray.get(run.store.latest.remote(-1))
         eval_net.load_state_dict(unpack_weights(ray.get(weights_ref)))
+        return version
+
+    if cfg.init.from_run and resume is None:  # the learner published its warm-start weights: evaluate them once
+        load_newest_weights()
         rec.baseline(eval_net)
     spi = cfg.replay.samples_per_insert
     # Actors may run ahead of the learner by at most one round of calls per actor (Reverb-style error buffer).
@@ -349,9 +354,7 @@ def _drive(
         # 3. Evaluate the newest published weights on held-out prompts (training goes on meanwhile).
         if updates >= next_eval:
             next_eval = (updates // cfg.train.eval_every + 1) * cfg.train.eval_every
-            version, (weights_ref,) = ray.get(run.store.latest.remote(-1))
-            eval_net.load_state_dict(unpack_weights(ray.get(weights_ref)))
-            stop = rec.evaluate(eval_net, version, c["env_steps"]) and cfg.train.stop_at_target
+            stop = rec.evaluate(eval_net, load_newest_weights(), c["env_steps"]) and cfg.train.stop_at_target
         # 4. Checkpoint.
         if updates >= next_ckpt:
             next_ckpt = (updates // cfg.train.checkpoint_every + 1) * cfg.train.checkpoint_every

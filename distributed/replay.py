@@ -7,7 +7,6 @@ Priorities are per sequence (R2D2's 0.9 max + 0.1 mean of |TD|), sampling is pro
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -16,7 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from actors.rollout import EpisodeBatch
-from distributed.codec import CodecError, pack_arrays, read_sealed, unpack_arrays, write_sealed
+from distributed.codec import (
+    CodecError,
+    pack_arrays,
+    read_sealed,
+    rng_state,
+    set_rng_state,
+    unpack_arrays,
+    write_sealed,
+)
 from distributed.sum_tree import SumTree
 
 # What an episode batch from an actor must hold: name -> (dtype kind, ndim).
@@ -96,11 +103,21 @@ class ReplayShard:
         self.inserted_transitions = 0
         self.sampled_transitions = 0
 
+    def storage(self) -> dict[str, np.ndarray]:
+        """Every array the shard keeps, by name: what a snapshot holds."""
+        return {
+            "prompts": self.prompts,
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "lengths": self.lengths,
+            "generations": self.generations,
+            "tree": self.tree.nodes,
+        }
+
     @property
     def nbytes(self) -> int:
         """Bytes held by the shard's storage; fixed at construction, whatever is inserted."""
-        arrays = (self.prompts, self.actions, self.rewards, self.lengths, self.generations, self.tree.nodes)
-        return sum(a.nbytes for a in arrays)
+        return sum(a.nbytes for a in self.storage().values())
 
     @property
     def num_transitions(self) -> int:
@@ -159,52 +176,42 @@ class ReplayShard:
 
     def to_bytes(self) -> bytes:
         """Everything the shard holds, the sampling RNG included: a restored shard continues exactly."""
-        arrays = {
-            "prompts": self.prompts,
-            "actions": self.actions,
-            "rewards": self.rewards,
-            "lengths": self.lengths,
-            "generations": self.generations,
-            "tree": self.tree.nodes,
-        }
         meta = {k: int(getattr(self, k)) for k in _COUNTERS}
         meta["max_priority"] = float(self.max_priority)
-        meta["rng"] = json.dumps(self.rng.bit_generator.state)  # PCG64's 128-bit integers, as JSON text
-        return pack_arrays(arrays, meta)
+        meta["rng"] = rng_state(self.rng)
+        return pack_arrays(self.storage(), meta)
 
     def load_bytes(self, data: bytes, source: str) -> None:
+        """Restore `to_bytes` output; everything is checked before anything is changed."""
+        what = f"replay snapshot {source}"
         try:
-            arrays, meta = unpack_arrays(data, f"replay snapshot {source}")
+            arrays, meta = unpack_arrays(data, what)
         except CodecError as err:
             raise SnapshotError(str(err)) from None
-        for name in ("prompts", "actions", "rewards", "lengths", "generations"):
-            mine = getattr(self, name)
+        for name, mine in self.storage().items():
             theirs = arrays.get(name)
             if theirs is None or theirs.shape != mine.shape or theirs.dtype != mine.dtype:
                 got = "missing" if theirs is None else f"{theirs.dtype} {theirs.shape}"
                 raise SnapshotError(
-                    f"replay snapshot {source} does not fit this shard: {name} is {got}, the shard needs "
-                    f"{mine.dtype} {mine.shape} (capacity, prompt length or episode length changed)"
+                    f"{what} does not fit this shard: {name} is {got}, the shard needs {mine.dtype} {mine.shape} "
+                    "(capacity, prompt length or episode length changed)"
                 )
-        tree = arrays.get("tree")
-        if tree is None or tree.shape != self.tree.nodes.shape:
-            raise SnapshotError(f"replay snapshot {source} does not fit this shard (priority tree size)")
         try:
             counters = {k: int(meta[k]) for k in _COUNTERS}
             max_priority = float(meta["max_priority"])
-            rng_state = json.loads(meta["rng"])
         except (KeyError, TypeError, ValueError):
-            raise SnapshotError(f"replay snapshot {source} lacks its counters") from None
-        for name in ("prompts", "actions", "rewards", "lengths", "generations"):
-            getattr(self, name)[:] = arrays[name]
-        self.tree.nodes[:] = tree
+            raise SnapshotError(f"{what} lacks its counters") from None
+        rng = np.random.default_rng()
+        try:
+            set_rng_state(rng, meta.get("rng"), what)
+        except CodecError as err:
+            raise SnapshotError(str(err)) from None
+        for name, mine in self.storage().items():
+            mine[:] = arrays[name]
         for k, v in counters.items():
             setattr(self, k, v)
         self.max_priority = max_priority
-        try:
-            self.rng.bit_generator.state = rng_state
-        except (TypeError, ValueError, KeyError):
-            raise SnapshotError(f"replay snapshot {source} holds a malformed random state") from None
+        self.rng = rng
 
     def save_snapshot(self, path: Path) -> None:
         write_sealed(Path(path), self.to_bytes())

@@ -3,18 +3,18 @@ distributed mode must beat. The loop reads as numbered phases, each timed."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
 
 from distributed import metrics as M
+from distributed.codec import rng_state, set_rng_state
 from distributed.components import RunSpec, StopRequest, build_spec, init_learner, make_worker
 from distributed.config import Config
 from distributed.recorder import RunRecorder
 from distributed.replay import ReplayShard
-from learner.checkpoint import CheckpointError, list_checkpoints
+from learner.checkpoint import CheckpointError, checkpoint_updates, list_checkpoints
 from learner.learner import Learner
 
 log = logging.getLogger("tokenq")
@@ -37,10 +37,6 @@ def checkpoint_state(cfg: Config, learner_state: dict, counters: dict) -> dict:
 def replay_snapshot_path(run_dir: Path, updates: int) -> Path:
     """Serial mode snapshots its replay with every checkpoint, so a resumed run continues exactly."""
     return Path(run_dir) / "checkpoints" / f"replay_{updates:08d}.snap"
-
-
-def _rng_state(rng) -> str:
-    return json.dumps(rng.bit_generator.state)
 
 
 def train_serial(
@@ -78,8 +74,8 @@ def train_serial(
             "credit": credit,
             "metrics": metrics,
             "worker": {
-                "rng": _rng_state(worker.rng),
-                "prompt_rng": _rng_state(worker.prompts.rng),
+                "rng": rng_state(worker.rng),
+                "prompt_rng": rng_state(worker.prompts.rng),
                 "weights_version": worker.weights_version,
             },
             "recorder": rec.state(),
@@ -91,15 +87,18 @@ def train_serial(
         u = learner.updates
         with timer.phase("checkpoint", exclude_from_training=True):
             replay.save_snapshot(replay_snapshot_path(run_dir, u))
-        state = checkpoint_state(cfg, learner.state_dict(), counters())
+        # The state checkpointed is also the one a rollback returns to.
+        state = checkpoint_state(cfg, learner.mark_good(), counters())
         if worker.weights_version != u:  # the actor acts with older weights than the learner's: keep them too
             state["worker_weights"] = worker.net.state_dict()
         rec.checkpoint(u, state)
-        kept = {p.name[5:13] for p in list_checkpoints(Path(run_dir) / "checkpoints")}
+        kept = {
+            replay_snapshot_path(run_dir, checkpoint_updates(p))
+            for p in list_checkpoints(Path(run_dir) / "checkpoints")
+        }
         for snap in (Path(run_dir) / "checkpoints").glob("replay_*.snap"):
-            if snap.name[7:15] not in kept:
+            if snap not in kept:
                 snap.unlink(missing_ok=True)
-        learner.mark_good()
 
     with StopRequest() as stop_request:
         while not stop and not stop_request and learner.updates < cfg.train.total_updates:
@@ -193,8 +192,8 @@ def _restore(state: dict, rec: RunRecorder, learner: Learner, worker, replay: Re
     replay.load_snapshot(replay_snapshot_path(run_dir, u))
     w = counters["worker"]
     worker.set_weights(state.get("worker_weights", learner.online.state_dict()), int(w["weights_version"]))
-    worker.rng.bit_generator.state = json.loads(w["rng"])
-    worker.prompts.rng.bit_generator.state = json.loads(w["prompt_rng"])
+    set_rng_state(worker.rng, w["rng"], "the checkpoint's actor state")
+    set_rng_state(worker.prompts.rng, w["prompt_rng"], "the checkpoint's actor state")
     worker.env_steps, worker.episodes = int(counters["env_steps"]), int(counters["episodes"])
     torch.set_rng_state(state["torch_rng"])
     rec.load_state(counters["recorder"], u)

@@ -21,6 +21,11 @@ def checkpoint_path(directory: Path, updates: int) -> Path:
     return Path(directory) / f"ckpt_{updates:08d}.pt"
 
 
+def checkpoint_updates(path: Path) -> int:
+    """The update count in a checkpoint's file name."""
+    return int(_NAME.match(Path(path).name).group(1))
+
+
 def list_checkpoints(directory: Path) -> list[Path]:
     """Checkpoints in `directory`, oldest first."""
     directory = Path(directory)

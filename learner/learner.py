@@ -63,7 +63,7 @@ class Learner:
         )
 
     def _tensor(self, x: np.ndarray, dtype=None) -> torch.Tensor:
-        return torch.tensor(x, dtype=dtype).to(self.device, non_blocking=True)  # a copy: Ray's arrays are read-only
+        return torch.tensor(x, dtype=dtype).to(self.device, non_blocking=True)  # a copy: received arrays are read-only
 
     def update(self, batch) -> tuple[dict[str, float], np.ndarray | None]:
         """One Double-DQN update on a SampledBatch; returns metrics and new per-sequence priorities (B,).

@@ -10,6 +10,11 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "distributed.cli", *args]
 
 
+def run_cli(*args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`tokenq ARGS` to completion, its output captured as text."""
+    return subprocess.run(cli(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
 def start_train(run: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     """`tokenq train --run-dir RUN ARGS` in the background; its output goes to RUN.log (a file, not a pipe: a full
     pipe would stall the run)."""

@@ -4,10 +4,9 @@ killed with SIGKILL and resumed. Each run is the real CLI in its own process wit
 import json
 import os
 import signal
-import subprocess
 import time
 
-from tests.procs import cli, start_train, wait_for
+from tests.procs import run_cli, start_train, wait_for
 
 
 def test_killed_actors_shard_and_learner_are_restarted_and_the_run_still_learns(tmp_path):
@@ -73,7 +72,7 @@ def test_a_driver_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "summary.json").exists()
-    resumed = subprocess.run(cli("train", "--resume", str(run)), capture_output=True, text=True, timeout=400)
+    resumed = run_cli("train", "--resume", str(run), timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     start = summary["resumed_from_updates"]

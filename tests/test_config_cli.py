@@ -1,15 +1,7 @@
-import subprocess
-import sys
-
 import pytest
 
 from distributed.config import ConfigError, load_config
-
-
-def run_cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "distributed.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
+from tests.procs import run_cli
 
 
 def test_overrides_are_typed():

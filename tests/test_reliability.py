@@ -4,7 +4,6 @@ and one clear sentence for every bad input."""
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from distributed.serial import checkpoint_state
 from learner.checkpoint import save_checkpoint
 from learner.learner import DivergedError, Learner, LearnerConfig
 from learner.model import QNetConfig
-from tests.procs import cli, start_train, wait_for
+from tests.procs import run_cli, start_train, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -327,5 +326,5 @@ def test_the_cli_process_reports_a_corrupted_snapshot_without_a_traceback(tmp_pa
     local = _fake_run(tmp_path / "local", mode="local")
     (local / "replay").mkdir()
     (local / "replay" / "shard-0.snap").write_bytes(os.urandom(100))
-    proc = subprocess.run(cli("train", "--resume", str(local)), capture_output=True, text=True, timeout=120)
+    proc = run_cli("train", "--resume", str(local))
     assert proc.returncode == 2 and "shard-0.snap" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,8 +1,6 @@
 """Word tokenizer, corpora and prompt files, and the text tasks' rewards, with hand-computed numbers."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from actors.text import UNK, TextError, WordTokenizer, read_corpus, read_prompt_
 from actors.text_tasks import PriorModel, TextTask
 from actors.tokenizer import EOS
 from learner.model import QNetConfig, QNetwork
+from tests.procs import run_cli
 
 
 def test_word_tokenizer_orders_by_frequency_and_round_trips(tmp_path):
@@ -112,19 +111,5 @@ def test_prompt_words_outside_vocabulary_are_one_sentence(tmp_path):
 def test_pretrain_rejects_an_empty_corpus_on_the_command_line(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "distributed.cli",
-            "pretrain",
-            "--corpus",
-            str(empty),
-            "--run-dir",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("pretrain", "--corpus", str(empty), "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 2 and "empty.txt is empty" in proc.stderr and "Traceback" not in proc.stderr

@@ -2,8 +2,6 @@
 generate, evaluate against the baseline; and the `article` preset on this task in local multi-process mode."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -11,6 +9,7 @@ from distributed.config import load_config
 from distributed.evaluate_run import evaluate_run, generate_one
 from distributed.pretrain_run import pretrain
 from distributed.serial import train_serial
+from tests.procs import run_cli
 
 SMALL = [
     "task.corpus_sentences=3000",
@@ -48,31 +47,13 @@ def test_keywords_from_a_warm_start_reports_text_metrics(lm_run, tmp_path):
 def test_bad_prompts_and_missing_warm_start_are_one_sentence(lm_run, tmp_path):
     bad = tmp_path / "prompts.txt"
     bad.write_text("man house\nman qqqzzz\n")
-    cmd = [
-        sys.executable,
-        "-m",
-        "distributed.cli",
-        "train",
-        "--mode",
-        "serial",
-        "--config",
-        "keywords",
-        "--run-dir",
-        str(tmp_path / "r"),
-    ]
-    proc = subprocess.run(
-        cmd + [f"init.from_run={lm_run}", f"task.prompts_file={bad}"], capture_output=True, text=True, timeout=120
-    )
+    cmd = ["train", "--mode", "serial", "--config", "keywords", "--run-dir", str(tmp_path / "r")]
+    proc = run_cli(*cmd, f"init.from_run={lm_run}", f"task.prompts_file={bad}")
     assert proc.returncode == 2
     assert "prompts.txt line 2 ('man qqqzzz'): word 'qqqzzz' is not in the vocabulary" in proc.stderr
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = run_cli(*cmd)
     assert proc.returncode == 2 and "needs init.from_run=DIR" in proc.stderr and "Traceback" not in proc.stderr
-    gen = subprocess.run(
-        [sys.executable, "-m", "distributed.cli", "generate", "--run-dir", str(lm_run), "--prompt", "man qqqzzz"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    gen = run_cli("generate", "--run-dir", str(lm_run), "--prompt", "man qqqzzz")
     assert gen.returncode == 2 and "word 'qqqzzz' is not in the vocabulary" in gen.stderr
 
 
@@ -124,9 +105,6 @@ def test_a_reward_function_that_raises_stops_the_run_clearly_and_keeps_checkpoin
     repo = Path(__file__).resolve().parents[1]
     run = tmp_path / "run"
     base = [
-        sys.executable,
-        "-m",
-        "distributed.cli",
         "train",
         "--mode",
         "serial",
@@ -135,16 +113,12 @@ def test_a_reward_function_that_raises_stops_the_run_clearly_and_keeps_checkpoin
         "train.checkpoint_every=10",
         "replay.learning_starts=32",
     ]
-    proc = subprocess.run(
-        base + ["task.name=tests.reward_fns:explodes_later"], capture_output=True, text=True, timeout=120, cwd=repo
-    )
+    proc = run_cli(*base, "task.name=tests.reward_fns:explodes_later", cwd=repo)
     assert proc.returncode == 2
     assert "reward function tests.reward_fns:explodes_later raised RuntimeError: lookup table missing" in proc.stderr
     assert "Traceback" not in proc.stderr
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))  # what was saved before the failure is intact
     assert state["learner"]["updates"] >= 10
     base[base.index(str(run))] = str(tmp_path / "run_nan")  # a run directory holds one run
-    nan = subprocess.run(
-        base + ["task.name=tests.reward_fns:returns_nan"], capture_output=True, text=True, timeout=120, cwd=repo
-    )
+    nan = run_cli(*base, "task.name=tests.reward_fns:returns_nan", cwd=repo)
     assert nan.returncode == 2 and "returned nan" in nan.stderr
