@@ -14,7 +14,7 @@ from collections import deque
 import numpy as np
 import ray
 import torch
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayError
 
 from distributed.codec import pack_arrays, pack_weights, unpack_weights
 from distributed.components import build_heldout, build_task, init_learner, make_worker, resolve_net_config
@@ -235,7 +235,7 @@ class LearnerActor:
             t_wait = time.perf_counter()
             try:
                 data = ray.get(ref)
-            except RayActorError:
+            except RayError:  # the shard died with the request (or its reply) in flight; Ray restarts it
                 lost_samples += 1
                 empty += 1
                 continue

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import ray
 import torch
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.policy import ape_x_epsilons
@@ -237,13 +237,17 @@ def _drive(
     def launch(i: int) -> None:
         actor_calls[run.actors[i].run.remote(cfg.actors.batches_per_call)] = i
 
-    def restart_learner() -> tuple[int, int]:
-        """The learner process died: start a new one from the newest checkpoint (its updates since are lost, the
-        replay is not). Returns the learner's (updates, transitions trained)."""
+    def restart_learner(err: RayActorError) -> tuple[int, int]:
+        """A learner call failed with an actor error. If the learner process died, start a new one from the newest
+        checkpoint (its updates since are lost, the replay is not). Returns the learner's (updates, transitions
+        trained)."""
+        if isinstance(err, RayTaskError):  # a call the learner made failed (a dying shard); the learner lives on
+            log.warning("a learner call failed on another actor's death (%s); it is called again", str(err)[:200])
+            return updates, trained
         c["learner_restarts"] += 1
         path = latest_checkpoint(Path(run_dir) / "checkpoints")
         state = load_checkpoint(path)["learner"] if path else None
-        log.warning("the learner died; restarting it from %s", path or "its initial weights")
+        log.warning("the learner died (%r); restarting it from %s", str(err)[:300], path or "its initial weights")
         run.learner = run.make_learner()
         ray.get(run.learner.load_state.remote(state))
         processes["learner"] = ray.get(run.learner.where.remote())["pid"]
@@ -254,9 +258,9 @@ def _drive(
         while True:
             try:
                 return ray.get(run.learner.state_dict.remote())
-            except RayActorError:
+            except RayActorError as err:
                 nonlocal updates, trained
-                updates, trained = restart_learner()
+                updates, trained = restart_learner(err)
 
     def checkpoint() -> None:
         state = learner_state()
@@ -345,8 +349,8 @@ def _drive(
                 ref, learner_call = learner_call, None
                 try:
                     record_learner(ray.get(ref))
-                except RayActorError:
-                    updates, trained = restart_learner()
+                except RayActorError as err:
+                    updates, trained = restart_learner(err)
             budget = spi * c["inserted_after_start"] - trained
             if learner_call is None and learning and budget > 0:
                 chunk = min(cfg.train.publish_every, cfg.train.total_updates - updates)
@@ -385,8 +389,8 @@ def _drive(
     if learner_call is not None:
         try:
             record_learner(ray.get(learner_call))
-        except RayActorError:
-            updates, trained = restart_learner()
+        except RayActorError as err:
+            updates, trained = restart_learner(err)
     for ref, i in list(actor_calls.items()):
         record_rollout(i, actor_result(i, ref))
     shards = shard_faults(retry_s=120.0)  # a shard that is still restarting comes back first
