@@ -1,11 +1,9 @@
 """Batched, KV-cached episode generation; the rollout worker that turns it into prioritized replay data.
 
-Plain Python (no ray): the serial driver calls RolloutWorker directly, distributed/ hosts it as a Ray actor.
+Plain Python (no ray): the serial driver calls RolloutWorker directly, distributed/hosts.py hosts it as a Ray actor.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -15,30 +13,7 @@ from actors.tasks import PromptSource, Task
 from actors.tokenizer import EOS, PAD
 from learner.losses import nstep_targets, sequence_priorities
 from learner.model import QNetConfig, QNetwork
-
-
-@dataclass
-class EpisodeBatch:
-    """B finished episodes, padded to the longest. Crosses process boundaries as a dict of numpy arrays."""
-
-    prompts: np.ndarray  # (B, P) int
-    actions: np.ndarray  # (B, T) int, PAD after each episode's end
-    rewards: np.ndarray  # (B, T) float32, 0 after each episode's end
-    lengths: np.ndarray  # (B,) int, tokens generated, EOS included
-    priorities: np.ndarray | None = None  # (B,) actor-side initial priorities
-    q_taken: np.ndarray | None = None  # (B, T) Q(s_t, a_t) of the acting network
-    values: np.ndarray | None = None  # (B, T) max_a Q(s_t, a) of the acting network
-
-    @property
-    def returns(self) -> np.ndarray:
-        return self.rewards.sum(1)
-
-    @property
-    def num_transitions(self) -> int:
-        return int(self.lengths.sum())
-
-    def as_dict(self) -> dict[str, np.ndarray]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+from replay.episodes import EpisodeBatch
 
 
 @torch.no_grad()

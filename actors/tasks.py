@@ -124,7 +124,7 @@ class TargetTask(Task):
         return (self.targets(prompts) >= 0).sum(1).astype(np.float64)
 
 
-class _LetterTask(TargetTask):
+class LetterTask(TargetTask):
     def __init__(self, prompt_len: int, alphabet: str, extra_steps: int = 2):
         if prompt_len < 1:
             raise TaskError(f"task.prompt_len must be at least 1, got {prompt_len}")
@@ -133,7 +133,7 @@ class _LetterTask(TargetTask):
         self.max_steps = prompt_len + extra_steps
 
 
-class Reverse(_LetterTask):
+class Reverse(LetterTask):
     """DESIGN.md's benchmark: k letters a..h, answer = the prompt reversed, then EOS; at most k+2 steps."""
 
     name = "reverse"
@@ -152,7 +152,7 @@ class Reverse(_LetterTask):
         return out
 
 
-class Copy(_LetterTask):
+class Copy(LetterTask):
     name = "copy"
 
     def __init__(self, prompt_len: int = 6):
@@ -162,7 +162,7 @@ class Copy(_LetterTask):
         return [row.tolist() for row in prompts]
 
 
-class Sort(_LetterTask):
+class Sort(LetterTask):
     name = "sort"
 
     def __init__(self, prompt_len: int = 6):
@@ -179,7 +179,7 @@ class Tiny(Reverse):
     name = "tiny"
 
     def __init__(self, prompt_len: int = 2):
-        _LetterTask.__init__(self, prompt_len, "ab", extra_steps=1)
+        LetterTask.__init__(self, prompt_len, "ab", extra_steps=1)
 
     @property
     def enumerable(self) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, also when run from a copy
 
-from distributed.cli import main  # noqa: E402
+from tokenq.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     args = sys.argv[1:]

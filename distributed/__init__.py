@@ -1,4 +1,6 @@
-"""Running tokenq: config, replay, weight store, the serial and Ray drivers, metrics, CLI.
+"""What exists because of Ray: the hosts of rollout, replay, learner and weight store (hosts.py), the Ape-X driver
+with supervision (driver.py), the weight store (weights.py) and the wire codec (codec.py).
 
-Only `distributed.ray_*` modules import ray; the rest are plain Python shared by both modes.
+It imports nothing from tokenq/: hosts receive factories and plain arguments, the driver a config, a spec and a
+recorder. Only hosts.py and driver.py import ray.
 """

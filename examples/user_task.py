@@ -4,7 +4,7 @@ or `task.name=examples.user_task:Palindrome` (a Task subclass). Run from the rep
 
 import numpy as np
 
-from actors.tasks import TargetTask, _LetterTask
+from actors.tasks import LetterTask, TargetTask
 
 
 def echo_first(prompt: str, generated: str) -> float:
@@ -12,7 +12,7 @@ def echo_first(prompt: str, generated: str) -> float:
     return 1.0 if generated[-1:] == prompt[:1] else 0.0
 
 
-class Palindrome(_LetterTask, TargetTask):
+class Palindrome(LetterTask, TargetTask):
     """Answer: the prompt followed by its reverse, then EOS (a Task subclass with exact success)."""
 
     name = "palindrome"

@@ -1,6 +1,6 @@
 """The Double-DQN learner: online and target Q-networks, AdamW, one update per sampled batch of whole sequences.
 
-Plain Python (no ray): the serial driver calls it directly, distributed/ hosts it as a Ray actor.
+Plain Python (no ray): the serial driver calls it directly, distributed/hosts.py hosts it as a Ray actor.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from learner.model import QNetConfig, QNetwork
 @dataclass
 class LearnerConfig:
     batch_size: int = 32  # episodes per update
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 10.0
-    gamma: float = 0.99
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    grad_clip: float = 10.0  # global gradient-norm clip
+    gamma: float = 0.99  # discount factor in [0, 1)
     n_step: int = 1  # n-step returns; n > 1 propagates faster but is biased off-policy (no correction)
-    huber_delta: float = 1.0
+    huber_delta: float = 1.0  # Huber loss threshold on the TD error
     target_update_every: int = 25  # hard copy every K updates (when target_tau == 0)
     target_tau: float = 0.0  # Polyak factor per update; 0 means hard copies
     device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
@@ -97,7 +97,7 @@ class Learner:
         finite = torch.isfinite(out.loss) & torch.isfinite(grad_norm) & torch.isfinite(q_online_t).all()
         if not bool(finite):  # the update's one extra host sync
             self.optimizer.zero_grad(set_to_none=True)
-            return self._skip(), None
+            return self._skip(float(out.loss.detach())), None
         self._bad_in_row = 0
         self.optimizer.step()
         self.updates += 1
@@ -114,7 +114,9 @@ class Learner:
         }
         return metrics, sequence_priorities(out.td_t, lengths).float().cpu().numpy()
 
-    def _skip(self) -> dict[str, float]:
+    def _skip(self, loss: float) -> dict[str, float]:
+        """Count a non-finite update; its loss (NaN, inf or a finite loss with a non-finite gradient) is returned so
+        that drivers show it instead of dropping it."""
         self.nonfinite_updates += 1
         self._bad_in_row += 1
         if self._bad_in_row >= self.cfg.max_nonfinite:
@@ -129,7 +131,7 @@ class Learner:
             self.nonfinite_updates, self.rollbacks = faults
             self._rollbacks_in_row += 1
             self._bad_in_row = 0
-        return {"nonfinite": 1.0}
+        return {"td_loss": loss if not np.isfinite(loss) else float("nan"), "nonfinite": 1.0}
 
     def mark_good(self) -> dict:
         """Remember the current state (a CPU copy) as the one to roll back to, and return it; drivers call it at

@@ -1,7 +1,8 @@
 """References for the neural learner on enumerable tasks: exact Q* by backward induction, and tabular Q-learning.
 
 A state is (prompt, prefix): the prompt's token ids and the tokens generated so far (no EOS among them).
-Pure: imports neither ray nor torch.
+Pure: imports neither ray nor torch. A task is anything with the attributes actors/tasks.py's Task has
+(vocab_size, max_steps, enumerable, name, tokenizer.eos_id, all_prompts(), sample_prompts(), rewards()).
 """
 
 from __future__ import annotations
@@ -10,24 +11,21 @@ import itertools
 
 import numpy as np
 
-from actors.tasks import Task
-from actors.tokenizer import EOS
-
 State = tuple[bytes, tuple[int, ...]]
 
 
-def _reward(task: Task, prompt: np.ndarray, prefix: tuple[int, ...], action: int) -> float:
+def _reward(task, prompt: np.ndarray, prefix: tuple[int, ...], action: int) -> float:
     actions = np.array([list(prefix) + [action]], dtype=np.int64)
     return float(task.rewards(prompt[None], actions, len(prefix))[0])
 
 
-def _terminal(task: Task, prefix: tuple[int, ...], action: int) -> bool:
-    return action == EOS or len(prefix) + 1 >= task.max_steps
+def _terminal(task, prefix: tuple[int, ...], action: int) -> bool:
+    return action == task.tokenizer.eos_id or len(prefix) + 1 >= task.max_steps
 
 
-def enumerate_states(task: Task) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+def enumerate_states(task) -> list[tuple[np.ndarray, tuple[int, ...]]]:
     """Every non-terminal state of an enumerable task, shortest prefixes first."""
-    non_eos = [a for a in range(task.vocab_size) if a != EOS]
+    non_eos = [a for a in range(task.vocab_size) if a != task.tokenizer.eos_id]
     states = []
     for t in range(task.max_steps):
         for prompt in task.all_prompts():
@@ -36,7 +34,7 @@ def enumerate_states(task: Task) -> list[tuple[np.ndarray, tuple[int, ...]]]:
     return states
 
 
-def q_star(task: Task, gamma: float) -> dict[State, np.ndarray]:
+def q_star(task, gamma: float) -> dict[State, np.ndarray]:
     """Q*(s, .) for every state, by backward induction from the longest prefixes:
     Q*(s, a) = r(s, a) + gamma * max_a' Q*(s', a') for non-terminal s', else r(s, a)."""
     if not task.enumerable:
@@ -53,7 +51,7 @@ def q_star(task: Task, gamma: float) -> dict[State, np.ndarray]:
 
 
 def tabular_q_learning(
-    task: Task, gamma: float, episodes: int, alpha: float = 0.5, epsilon: float = 0.5, seed: int = 0
+    task, gamma: float, episodes: int, alpha: float = 0.5, epsilon: float = 0.5, seed: int = 0
 ) -> dict[State, np.ndarray]:
     """The article's rule Q(s,a) <- Q(s,a) + alpha [r + gamma max_a' Q(s',a') - Q(s,a)], epsilon-greedy."""
     rng = np.random.default_rng(seed)

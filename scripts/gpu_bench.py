@@ -5,7 +5,7 @@ Times `learner.learner.Learner.update` (bf16 autocast on CUDA, fused AdamW) on s
   16-token episodes, batch 32 as in the article; `article_b512` is the same network at batch 512, to fill the GPU;
 - `large`: a decoder of 12 layers, d_model 768, 12 heads, vocab 32000, sequences of 256 tokens (64 prompt + 192
   generated), batch 64.
-FLOPs per update are distributed/bench.py's analytic count (`update_flops`: four forward passes' matmuls, attention
+FLOPs per update are tokenq/bench.py's analytic count (`update_flops`: four forward passes' matmuls, attention
 counted as the full square); the FlopCounterMode count of one update is reported beside it. MFU = achieved FLOP/s /
 peak. The default peak is 790 TFLOP/s, the H200 figure the project is measured against (the H100/H200 datasheet's
 dense bf16 figure is 989 TFLOP/s); `--peak-tflops` overrides it.
@@ -30,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from distributed.bench import (  # noqa: E402
+from learner.learner import Learner, LearnerConfig  # noqa: E402
+from learner.model import QNetConfig  # noqa: E402
+from tokenq.bench import (  # noqa: E402
     ARTICLE_CFG,
     ARTICLE_PROMPT_LEN,
     ARTICLE_STEPS,
@@ -39,8 +41,6 @@ from distributed.bench import (  # noqa: E402
     print_table,
     update_flops,
 )
-from learner.learner import Learner, LearnerConfig  # noqa: E402
-from learner.model import QNetConfig  # noqa: E402
 
 log = logging.getLogger("gpu_bench")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "distributed.cli", *args]
+    return [sys.executable, "-m", "tokenq.cli", *args]
 
 
 def run_cli(*args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distributed.bench import (
+from learner.learner import Learner, LearnerConfig
+from learner.model import QNetConfig
+from tokenq.bench import (
     bench_learners,
     bench_matmul,
     bench_rollout,
@@ -20,8 +22,6 @@ from distributed.bench import (
     goals,
     update_flops,
 )
-from learner.learner import Learner, LearnerConfig
-from learner.model import QNetConfig
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_SCRIPT = REPO / "scripts" / "gpu_bench.py"
@@ -85,7 +85,7 @@ def test_cheap_figures_are_present_and_positive():
 
 
 def test_bench_module_imports_neither_ray_nor_yaml():
-    code = "import sys, distributed.bench; print(sorted({'ray', 'yaml'} & set(sys.modules)))"
+    code = "import sys, tokenq.bench; print(sorted({'ray', 'yaml'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -59,7 +59,7 @@ from ray.cluster_utils import Cluster
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
 cluster.add_node(num_cpus=2)
 cluster.wait_for_nodes()
-from distributed.cli import main
+from tokenq.cli import main
 code = main(["train", "--config", "reverse", "--address", cluster.address, "--run-dir", sys.argv[1],
              "actors.num_actors=3", "train.total_updates=1200", "train.eval_every=100"])
 cluster.shutdown()  # the driver disconnected when training ended
@@ -128,7 +128,7 @@ def test_ray_job_submit_to_a_head_on_loopback(tmp_path):
                 "--",
                 "python",
                 "-m",
-                "distributed.cli",
+                "tokenq.cli",
                 "train",
                 "--config",
                 "reverse",

@@ -1,7 +1,7 @@
 import pytest
 
-from distributed.config import ConfigError, load_config
 from tests.procs import run_cli
+from tokenq.config import ConfigError, load_config
 
 
 def test_overrides_are_typed():

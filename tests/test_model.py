@@ -47,8 +47,8 @@ def test_dueling_head_is_value_plus_centred_advantage():
 
 def test_article_preset_shape():
     from actors.tasks import make_task
-    from distributed.components import resolve_net_config
-    from distributed.config import load_config
+    from tokenq.build import resolve_net_config
+    from tokenq.config import load_config
 
     cfg = resolve_net_config(load_config("article"), make_task("reverse"))
     assert (cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.max_gen_len) == (10_000, 256, 8, 6, 100)

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from distributed.codec import pack_arrays
-from distributed.replay import decode_sample
 from distributed.weights import WeightStore
+from replay.format import decode_sample, pack_arrays
 
 
 def test_weight_store_never_goes_back():
@@ -28,7 +27,7 @@ def test_weight_store_never_goes_back():
 
 def test_weight_store_actor_hands_out_object_refs(ray_local):
     ray = ray_local
-    from distributed.ray_actors import WeightStoreActor
+    from distributed.hosts import WeightStoreActor
 
     store = WeightStoreActor.remote()
     ref = ray.put({"w": np.arange(3)})
@@ -41,7 +40,7 @@ def test_weight_store_actor_hands_out_object_refs(ray_local):
 
 def test_replay_shard_actor_round_trip(ray_local):
     ray = ray_local
-    from distributed.ray_actors import ReplayShardActor
+    from distributed.hosts import ReplayShardActor
 
     shard = ReplayShardActor.remote(8, 2, 4, 1.0, 0, 0.0)
     assert ray.get(shard.sample.remote(2, 0.4)) is None  # empty
@@ -94,9 +93,9 @@ REQUIRED_TAGS = [
 def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from distributed.components import build_spec
-    from distributed.config import load_config
-    from distributed.ray_driver import train_distributed
+    from tokenq.build import build_spec
+    from tokenq.config import load_config
+    from tokenq.local import train_local
 
     cfg = load_config(
         "reverse",
@@ -112,7 +111,7 @@ def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_pat
             "train.checkpoint_every=100",
         ],
     )
-    summary = train_distributed(cfg, tmp_path, "reverse", build_spec(cfg))
+    summary = train_local(cfg, tmp_path, "reverse", build_spec(cfg))
     assert summary["eval"]["success_rate"] >= 0.95
     assert summary["time_to_target_s"] is not None
     assert (summary["num_actors"], summary["num_shards"], summary["actor_restarts"]) == (2, 2, 0)
@@ -133,7 +132,7 @@ def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_pat
     assert max(success) >= 0.95
 
     # `tokenq eval` reloads a local run's checkpoint exactly as it does a serial run's.
-    from distributed.evaluate_run import evaluate_run
+    from tokenq.evaluate_run import evaluate_run
 
     result = evaluate_run(tmp_path, num_prompts=100)
     assert result["success_rate"] >= 0.95 and result["learner_updates"] == summary["learner_updates"]

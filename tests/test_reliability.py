@@ -11,17 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from actors.rollout import EpisodeBatch
-from distributed.cli import main
-from distributed.codec import CodecError, pack_arrays, pack_weights, unpack_arrays, unpack_weights, write_sealed
-from distributed.components import build_spec, write_json
-from distributed.config import load_config
-from distributed.replay import DurableShard, ReplayShard, SnapshotError, decode_episodes
-from distributed.serial import checkpoint_state
+from distributed.codec import pack_weights, unpack_weights
 from learner.checkpoint import save_checkpoint
 from learner.learner import DivergedError, Learner, LearnerConfig
 from learner.model import QNetConfig
+from replay.durable import DurableShard
+from replay.episodes import EpisodeBatch
+from replay.format import CodecError, decode_episodes, pack_arrays, unpack_arrays, write_sealed
+from replay.shard import ReplayShard, SnapshotError
 from tests.procs import run_cli, start_train, wait_for
+from tokenq.build import build_spec
+from tokenq.cli import main
+from tokenq.config import load_config
+from tokenq.run_dir import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,7 +158,7 @@ def test_durable_shard_snapshots_on_its_own_clock(tmp_path):
 
 
 def _learner_batch(rng, reward=1.0):
-    from distributed.replay import SampledBatch
+    from replay.episodes import SampledBatch
 
     b = episodes(8, rng)
     rewards = b.rewards.copy()
@@ -173,7 +175,8 @@ def test_nonfinite_updates_are_skipped_then_rolled_back_then_fatal():
     learner.update(_learner_batch(rng))
     moved = {k: v.clone() for k, v in learner.online.state_dict().items()}
     metrics, priorities = learner.update(_learner_batch(rng, reward=float("nan")))
-    assert priorities is None and metrics == {"nonfinite": 1.0} and learner.nonfinite_updates == 1
+    assert priorities is None and learner.nonfinite_updates == 1
+    assert metrics["nonfinite"] == 1.0 and np.isnan(metrics["td_loss"])  # the NaN loss is reported, not dropped
     assert all(torch.equal(moved[k], v) for k, v in learner.online.state_dict().items())  # skipped, not applied
     learner.update(_learner_batch(rng, reward=float("inf")))  # second in a row: roll back to the good state
     assert learner.rollbacks == 1 and learner.updates == good["updates"] == 1
@@ -253,7 +256,13 @@ def _fake_run(root: Path, config: str = "reverse", mode: str = "serial", overrid
     root.mkdir(parents=True)
     write_json(root / "config.json", cfg.to_dict())
     write_json(root / "run.json", {"mode": mode, "config": config})
-    save_checkpoint(root / "checkpoints", 100, checkpoint_state(cfg, learner.state_dict(), {}), keep=3)
+    state = {
+        "learner": learner.state_dict(),
+        "config": cfg.to_dict(),
+        "counters": {},
+        "torch_rng": torch.get_rng_state(),
+    }
+    save_checkpoint(root / "checkpoints", 100, state, keep=3)
     return root
 
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from actors.rollout import EpisodeBatch
-from distributed.replay import ReplayShard, importance_weights
-from distributed.sum_tree import SumTree
+from replay.episodes import EpisodeBatch
+from replay.shard import ReplayShard, importance_weights
+from replay.sum_tree import SumTree
 
 
 def test_sum_tree_totals_and_proportions():

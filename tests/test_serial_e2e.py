@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from distributed.config import load_config
-from distributed.evaluate_run import evaluate_run
-from distributed.serial import train_serial
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from tokenq.config import load_config
+from tokenq.evaluate_run import evaluate_run
+from tokenq.serial import train_serial
 
 
 def test_tiny_learns_q_star(tmp_path):

@@ -18,7 +18,7 @@ Prints a table and writes flat dotted keys (no assertions; `goals.*` only report
   v to every rollout actor having acted (finished a `run(1)`) with v; the median of a few publications.
   `weights.actor_batch_s` is one `run(1)` without new weights, the part of that time spent acting;
 - `system.*`: short real `reverse` runs. `system.serial_*` from `train_serial`; `system.env_steps_per_s_1_actor` and
-  `_2_actors` from `train_distributed` with actors.num_actors = 1 and 2; `system.transitions_trained_per_s` is the
+  `_2_actors` from `train_local` with actors.num_actors = 1 and 2; `system.transitions_trained_per_s` is the
   2-actor local run's (the default actor count).
 - `goals.NAME.value`, `.target`, `.pass`: each goal's measured figure or ratio against its target (GOALS); the
   whole-sequence goal uses the `reverse` figures (`learner.article.sequence_speedup` is reported beside them).
@@ -58,9 +58,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from distributed.replay import SampledBatch
 from learner.learner import Learner, LearnerConfig
 from learner.model import QNetConfig, QNetwork
+from replay.episodes import SampledBatch
 
 log = logging.getLogger("tokenq")
 
@@ -91,8 +91,8 @@ ARTICLE_OVERRIDES = [
 
 def _spec(preset: str, overrides: list[str] | None = None):
     # Imported here so that scripts/gpu_bench.py, which imports this module, needs neither yaml nor ray.
-    from distributed.components import build_spec
-    from distributed.config import load_config
+    from tokenq.build import build_spec
+    from tokenq.config import load_config
 
     return build_spec(load_config(preset, overrides))
 
@@ -282,8 +282,8 @@ def bench_learners(reps: int) -> dict:
 
 def bench_replay(reps: int, capacity: int = 50_000) -> dict:
     """One shard on `reverse`-shaped episodes: insert and sample rates, and storage bytes per stored transition."""
-    from actors.rollout import EpisodeBatch
-    from distributed.replay import ReplayShard
+    from replay.episodes import EpisodeBatch
+    from replay.shard import ReplayShard
 
     task = _spec("reverse").task
     shard = ReplayShard(capacity, task.prompt_len, task.max_steps, alpha=0.6, seed=0)
@@ -315,11 +315,12 @@ def bench_publish(reps: int, num_actors: int = 2) -> dict:
     initialised with 1 + num_actors CPUs."""
     import ray
 
-    from distributed.ray_driver import ApeXRun
+    from distributed.driver import ApeXRun
+    from tokenq.build import host_factories
 
     overrides = [*ARTICLE_OVERRIDES, f"actors.num_actors={num_actors}", f"train.publish_every={10**9}"]
     spec = _spec("reverse", overrides)
-    run = ApeXRun(spec.cfg, spec)
+    run = ApeXRun(spec.cfg, spec.task.prompt_len, spec.task.max_steps, host_factories(spec.cfg))
     run.wait_ready()
     try:
         ray.get([actor.run.remote(1) for actor in run.actors])  # fills the shards; the actors now act with v0
@@ -361,7 +362,7 @@ def _train_overrides(seconds: float) -> list[str]:
 
 
 def bench_serial(seconds: float) -> dict:
-    from distributed.serial import train_serial
+    from tokenq.serial import train_serial
 
     spec = _spec("reverse", _train_overrides(seconds))
     with tempfile.TemporaryDirectory() as run_dir:
@@ -374,13 +375,13 @@ def bench_serial(seconds: float) -> dict:
 
 def bench_distributed(seconds: float) -> dict:
     """Local Ape-X runs with 1 and 2 rollout actors, on the Ray instance this process holds."""
-    from distributed.ray_driver import train_distributed
+    from tokenq.local import train_local
 
     out = {}
     for n in (1, 2):
         spec = _spec("reverse", [*_train_overrides(seconds), f"actors.num_actors={n}"])
         with tempfile.TemporaryDirectory() as run_dir:
-            summary = train_distributed(spec.cfg, Path(run_dir), "reverse", spec)
+            summary = train_local(spec.cfg, Path(run_dir), "reverse", spec)
         suffix = "1_actor" if n == 1 else f"{n}_actors"
         out[f"system.env_steps_per_s_{suffix}"] = summary["env_steps_per_s"]
         out[f"system.transitions_trained_per_s_{suffix}"] = summary["transitions_trained_per_s"]
@@ -396,7 +397,7 @@ def bench_ray(publish_reps: int, seconds: float) -> dict:
     temp_dir = tempfile.mkdtemp(prefix="tqb", dir="/tmp")  # short: Ray's socket paths have a length limit
     if started:
         ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False, _temp_dir=temp_dir)
-    threads = torch.get_num_threads()  # train_distributed leaves the driver with one thread
+    threads = torch.get_num_threads()  # train_local leaves the driver with one thread
     try:
         return {**bench_publish(publish_reps), **bench_distributed(seconds)}
     finally:

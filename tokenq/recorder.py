@@ -1,4 +1,8 @@
-"""What both drivers record: the run directory, TensorBoard, progress lines, evaluations, checkpoints, summary."""
+"""What both drivers record: the run directory, TensorBoard, progress lines, evaluations, checkpoints, summary.
+
+The serial runner builds one; the Ray driver (distributed/driver.py) is handed one. Evaluation and checkpoint time
+is excluded from the training clock in both modes, so `time_to_target_s` means the same in each.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,98 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from distributed import metrics as M
-from distributed.components import EvalTracker, PhaseTimer, RunSpec, write_json
-from distributed.evaluation import greedy_eval, q_star_errors
 from learner.checkpoint import save_checkpoint
 from learner.model import QNetwork
+from tokenq import metrics as M
+from tokenq.build import RunSpec
+from tokenq.evaluation import full_eval, greedy_eval
+from tokenq.run_dir import write_json
 
 log = logging.getLogger("tokenq")
 
 
-def full_eval(spec: RunSpec, net: QNetwork, num_samples: int = 4) -> dict:
-    """Greedy evaluation on the held-out prompts, plus the distance to Q* where the task has it."""
-    result = greedy_eval(net, spec.task, spec.heldout, num_samples=num_samples)
-    if spec.q_star is not None:
-        result["q_star_max_abs_error"], result["q_star_mean_abs_error"] = q_star_errors(net, spec.q_star)
-    else:
-        result["q_star_max_abs_error"] = result["q_star_mean_abs_error"] = None
-    return result
+class PhaseTimer:
+    """Wall time per named driver phase (RLlib-style), and the training clock that excludes evaluation."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.start = time.perf_counter()
+        self.excluded = 0.0
+
+    @contextmanager
+    def phase(self, name: str, exclude_from_training: bool = False):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.totals[name] = self.totals.get(name, 0.0) + dt
+            if exclude_from_training:
+                self.excluded += dt
+
+    def state(self) -> dict:
+        return {"train_s": self.train_s, "wall_s": self.wall_s, "totals": dict(self.totals)}
+
+    def load_state(self, state: dict) -> None:
+        """Continue the clocks of a checkpointed run."""
+        now = time.perf_counter()
+        self.start = now - float(state["wall_s"])
+        self.excluded = float(state["wall_s"]) - float(state["train_s"])
+        self.totals = {k: float(v) for k, v in state["totals"].items()}
+
+    @property
+    def wall_s(self) -> float:
+        return time.perf_counter() - self.start
+
+    @property
+    def train_s(self) -> float:
+        return self.wall_s - self.excluded
+
+
+@dataclass
+class EvalTracker:
+    """Records greedy evaluations and the training time at which success first reached the target."""
+
+    target: float
+    time_to_target_s: float | None = None
+    updates_to_target: int | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def state(self) -> dict:
+        return {
+            "time_to_target_s": self.time_to_target_s,
+            "updates_to_target": self.updates_to_target,
+            "history": self.history,
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.time_to_target_s, self.updates_to_target = state["time_to_target_s"], state["updates_to_target"]
+        self.history = list(state["history"])
+
+    def record(self, result: dict, train_s: float, updates: int) -> bool:
+        self.history.append(
+            {
+                "train_s": round(train_s, 3),
+                "updates": updates,
+                "success_rate": result["success_rate"],
+                "mean_return": result["mean_return"],
+            }
+        )
+        reached = result["success_rate"] is not None and result["success_rate"] >= self.target
+        if reached and self.time_to_target_s is None:
+            self.time_to_target_s, self.updates_to_target = round(train_s, 3), updates
+        return reached
 
 
 class RunRecorder:
-    def __init__(self, spec: RunSpec, run_dir: Path, config_name: str, mode: str, eval_pauses_training: bool):
+    def __init__(self, spec: RunSpec, run_dir: Path, config_name: str, mode: str):
         self.spec, self.run_dir, self.config_name, self.mode = spec, Path(run_dir), config_name, mode
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", spec.cfg.to_dict())
@@ -43,7 +114,6 @@ class RunRecorder:
         self.tracker = EvalTracker(spec.cfg.task.target_success)
         self.recent_returns: deque[float] = deque(maxlen=200)
         self.last_success: float | None = None
-        self.eval_pauses_training = eval_pauses_training
         self.baseline_eval: dict | None = None
         self.next_log = time.perf_counter() + spec.cfg.train.log_every_s
         self.loss_log = open(self.run_dir / "td_loss.tsv", "a") if spec.cfg.train.loss_log else None
@@ -78,24 +148,42 @@ class RunRecorder:
 
     def evaluate(self, net: QNetwork, updates: int, env_steps: int) -> bool:
         """Greedy evaluation on held-out prompts; True once success reached the target."""
-        with self.timer.phase("evaluate", exclude_from_training=self.eval_pauses_training):
+        with self.timer.phase("evaluate", exclude_from_training=True):
             result = greedy_eval(net, self.spec.task, self.spec.heldout, num_samples=4)
         self.last_success = result["success_rate"]
-        self.writer.scalars({M.SUCCESS_RATE: result["success_rate"]}, env_steps)
+        self.writer.scalars({M.TAGS["success_rate"]: result["success_rate"]}, env_steps)
         self.writer.greedy_samples(result["samples"], env_steps)
         return self.tracker.record(result, self.timer.train_s, updates)
 
-    def checkpoint(self, updates: int, state: dict) -> Path:
+    def write_json(self, name: str, data: dict) -> None:
+        write_json(self.run_dir / name, data)
+
+    def checkpoint(self, updates: int, learner_state: dict, counters: dict, **extra) -> Path:
+        """A checkpoint of the learner's state, the driver's counters (with `self.state()` among them), the config
+        and torch's RNG; `extra` entries are stored beside them."""
         if self.loss_log is not None:
             self.loss_log.flush()  # the losses up to a checkpoint outlive a crash after it
+        state = {
+            "learner": learner_state,
+            "config": self.spec.cfg.to_dict(),
+            "counters": counters,
+            "torch_rng": torch.get_rng_state(),
+            **extra,
+        }
         with self.timer.phase("checkpoint", exclude_from_training=True):
             return save_checkpoint(self.run_dir / "checkpoints", updates, state, self.spec.cfg.train.keep_checkpoints)
 
     def progress(
-        self, env_steps: int, updates: int, scalars: Callable[[], dict[str, float | None]], force: bool = False
+        self,
+        env_steps: int,
+        updates: int,
+        losses: dict[str, float],
+        scalars: Callable[[], dict[str, float | None]],
+        force: bool = False,
     ) -> None:
-        """Every train.log_every_s: one progress line on the terminal and a TensorBoard point per tag; `scalars`
-        is only called then."""
+        """Every train.log_every_s: one progress line on the terminal and a TensorBoard point per tag. `losses` is
+        the learner's latest metrics (a non-finite loss is shown, not dropped); `scalars` maps names of
+        metrics.TAGS to values and is only called then."""
         now = time.perf_counter()
         if not force and now < self.next_log:
             return
@@ -103,17 +191,20 @@ class RunRecorder:
         train_s = max(self.timer.train_s, 1e-9)
         ret = f"{np.mean(self.recent_returns):6.3f}" if self.recent_returns else "   n/a"
         succ = "n/a" if self.last_success is None else f"{self.last_success:.3f}"
+        loss = losses.get("td_loss")
         log.info(
             f"env_steps {env_steps:>9,}  updates {updates:>6,}  return {ret}  greedy_success {succ}  "
+            f"td_loss {'n/a' if loss is None else format(loss, '.4g'):>8}  "
             f"env_steps/s {env_steps / train_s:8.0f}  t {train_s:6.1f}s"
         )
         values = {
-            M.EPISODIC_RETURN: float(np.mean(self.recent_returns)) if self.recent_returns else None,
-            M.SPS: env_steps / train_s,
+            "episodic_return": float(np.mean(self.recent_returns)) if self.recent_returns else None,
+            "sps": env_steps / train_s,
+            **{k: losses.get(k) for k in M.LOSS_NAMES},
             **scalars(),
         }
-        values.update({M.TIMERS + name: total for name, total in self.timer.totals.items()})
-        self.writer.scalars(values, env_steps)
+        self.writer.scalars({M.TAGS[name]: v for name, v in values.items()}, env_steps)
+        self.writer.scalars({M.TIMERS + name: total for name, total in self.timer.totals.items()}, env_steps)
 
     def finish(self, net: QNetwork, counts: dict, extra: dict, stopped_by: str | None = None) -> dict:
         """Final held-out evaluation, summary.json, TensorBoard closed. `counts` holds env_steps, episodes,

@@ -6,6 +6,10 @@ Every error is a ConfigError whose message is one sentence naming the bad key or
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import io
+import re
+import tokenize
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +39,8 @@ class TaskConfig:
     num_keywords: int = 2  # words each keywords prompt names
     keyword_pool: int = 200  # keywords are drawn from this many most frequent content words
     max_length: int = 16  # most tokens generated per episode, EOS included
-    keyword_reward: float = 1.0
-    eos_reward: float = 1.0
+    keyword_reward: float = 1.0  # reward the first time each prompt keyword appears (keywords)
+    eos_reward: float = 1.0  # reward for ending with EOS (text tasks)
     prior_coef: float = 0.5  # c: weight of the per-token fluency term
     prior_reward: str = "gap"  # "gap": log p(a|s) - max log p(.|s); "logp": log p(a|s)
     prompts_file: str = ""  # training prompts, one per line or JSONL {"prompt": ...}
@@ -48,23 +52,23 @@ class ActorConfig:
     num_actors: int = 2  # rollout actors (distributed mode); serial mode runs one
     batch_size: int = 32  # episodes generated together per rollout call
     epsilon: float = 0.4  # Ape-X base epsilon: actor i of N uses eps^(1 + alpha i / (N - 1))
-    epsilon_alpha: float = 7.0
+    epsilon_alpha: float = 7.0  # Ape-X alpha: how fast epsilon falls from the first actor to the last
     torch_threads: int = 1  # per actor process
     batches_per_call: int = 4  # rollout batches per driver call of a Ray actor
     max_pushes_in_flight: int = 4  # unacknowledged replay inserts per actor before it waits
     pull_every: int = 1  # rollout batches between weight-store checks
     num_cpus: float = 1.0  # Ray CPU resource per actor
     explore: str = "uniform"  # exploratory action: "uniform" token, or "softmax" sample from softmax(Q / temperature)
-    temperature: float = 1.0
+    temperature: float = 1.0  # softmax temperature of explore=softmax
 
 
 @dataclass
 class ReplayConfig:
     capacity: int = 20_000  # episodes, across all shards
-    num_shards: int = 1
+    num_shards: int = 1  # prioritized replay shards (local mode; serial mode keeps one)
     alpha: float = 0.6  # priority exponent (Schaul et al. 2016)
     beta: float = 0.4  # importance-sampling exponent at the start, annealed linearly to 1
-    priority_eps: float = 1e-3
+    priority_eps: float = 1e-3  # added to |TD| so that no episode's priority is 0
     learning_starts: int = 256  # episodes stored before the first update
     samples_per_insert: float = 4.0  # transitions trained per transition inserted (Reverb's rate limiter)
     prefetch: int = 2  # sample requests the learner keeps in flight per shard
@@ -75,11 +79,11 @@ class ReplayConfig:
 class TrainConfig:
     total_updates: int = 1500  # learner updates; the run also stops at max_seconds
     max_seconds: float = 100.0  # training wall time budget (evaluation excluded)
-    seed: int = 0
+    seed: int = 0  # seeds networks, prompts, exploration and replay sampling
     eval_every: int = 100  # updates between greedy evaluations on the held-out prompts
     publish_every: int = 10  # updates between weight publications to actors
     checkpoint_every: int = 500  # updates between checkpoints
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 3  # newest checkpoints kept in RUN_DIR/checkpoints
     stop_at_target: bool = False  # end training once greedy success reaches task.target_success
     log_every_s: float = 2.0  # progress line period
     torch_threads: int = 0  # learner/serial-process threads; 0 keeps torch's default
@@ -95,11 +99,11 @@ class InitConfig:
 class PretrainConfig:
     steps: int = 1500  # language-model updates
     batch_size: int = 64  # sentences per update
-    lr: float = 2e-3
+    lr: float = 2e-3  # AdamW learning rate of pretraining
     heldout_sentences: int = 1000  # sentences kept out of training to measure perplexity
     # Share of sentences whose prompt is keywords taken from the sentence itself (the rest: random keywords), so
     # that the prior is a keyword-conditioned language model with a weak copy habit for Q-learning to build on.
-    keyword_prompt_frac: float = 0.0
+    keyword_prompt_frac: float = 0.0  # share of sentences prompted with their own words (the rest: random ones)
 
 
 @dataclass
@@ -121,65 +125,11 @@ class Config:
         return dataclasses.asdict(self)
 
 
-# model.vocab_size, model.max_prompt_len and model.max_gen_len left at 0 are taken from the task.
-PRESETS: dict[str, dict[str, Any]] = {
-    "reverse": {},
-    "copy": {"task.name": "copy"},
-    "sort": {"task.name": "sort"},
-    "add": {"task.name": "add"},
-    "tiny": {
-        # n_step 1 and wide exploration: Q-learning's fixed point is then Q* itself, checked state by state.
-        "task.name": "tiny",
-        "actors.epsilon": 1.0,
-        "actors.batch_size": 16,
-        "replay.learning_starts": 64,
-        "replay.alpha": 0.0,
-        "learner.batch_size": 64,
-        "learner.target_update_every": 50,
-        "train.total_updates": 1500,
-        "train.eval_every": 250,
-    },
-    "keywords": {
-        # Dueling head normalised by the max: pretraining fits A(s, .) as next-word logits, so A - max A is
-        # log p(a|s) - max log p(.|s), exactly the "gap" fluency reward at prior_coef 1. Q-learning then starts
-        # Bellman-consistent with the language model's greedy policy: only V(s) has to be learned first.
-        "task.name": "keywords",
-        "task.keyword_reward": 2.0,
-        "task.prior_coef": 1.0,
-        "task.keyword_pool": 100,
-        "model.tie_embeddings": True,
-        "model.copy_head": True,
-        "model.d_model": 128,
-        "model.n_layers": 2,
-        "model.dueling": True,
-        "model.dueling_norm": "max",
-        "actors.explore": "softmax",
-        "actors.epsilon": 0.5,
-        "learner.lr": 3e-4,
-        "replay.learning_starts": 128,
-        "train.total_updates": 1000,
-        "train.eval_every": 100,
-    },
-    "article": {
-        # The source article's sizes: vocab 10000, d_model 256, 8 heads, 6 layers, batch 32, max_length 100.
-        "model.vocab_size": 10_000,
-        "model.d_model": 256,
-        "model.n_heads": 8,
-        "model.n_layers": 6,
-        "model.arch": "encdec",
-        "model.n_enc_layers": 6,
-        "model.max_gen_len": 100,
-        "model.max_prompt_len": 100,
-        "learner.batch_size": 32,
-    },
-}
-# `fluency`: the keywords setup with the prior's log-probability as the whole reward (plus EOS).
-PRESETS["fluency"] = {
-    **PRESETS["keywords"],
-    "task.name": "fluency",
-    "task.keyword_reward": 0.0,
-    "task.prior_reward": "logp",
-}
+# Presets are YAML files in tokenq/presets, in the same format as a user's config file (which may start from
+# one with `preset: NAME`). model.vocab_size, model.max_prompt_len and model.max_gen_len left at 0 are taken
+# from the task.
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+PRESETS = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 SECTIONS = [f.name for f in dataclasses.fields(Config)]
 
@@ -239,35 +189,69 @@ def _flatten(tree: Any, source: str) -> dict[str, Any]:
     return flat
 
 
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+
+
+def _settings(path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The flat settings of a config file: those of the preset it names (default: none), then its own."""
+    tree = _read_yaml(path) or {}
+    base = tree.get("preset") if isinstance(tree, dict) else None
+    inherited: dict[str, Any] = {}
+    if base is not None:
+        if base not in PRESETS:
+            raise ConfigError(f"preset {base!r} in {path} is unknown; choose one of {PRESETS}")
+        if base in seen:
+            raise ConfigError(f"preset {base!r} in {path} names itself through {' -> '.join(seen)}")
+        inherited = _settings(PRESET_DIR / f"{base}.yaml", (*seen, base))
+    return {**inherited, **_flatten(tree, str(path))}
+
+
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
     """A preset name or a YAML path (which may name a `preset:` to start from), then `key=value` overrides."""
-    cfg = Config()
     if name_or_path in PRESETS:
-        settings = dict(PRESETS[name_or_path])
+        preset, own = _settings(PRESET_DIR / f"{name_or_path}.yaml", (name_or_path,)), {}
     elif name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).exists():
         path = Path(name_or_path)
-        try:
-            tree = yaml.safe_load(path.read_text())
-        except OSError as err:
-            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-        tree = tree or {}
+        tree = _read_yaml(path) or {}
         base = tree.get("preset", "reverse") if isinstance(tree, dict) else "reverse"
         if base not in PRESETS:
-            raise ConfigError(f"preset {base!r} in {path} is unknown; choose one of {sorted(PRESETS)}")
-        settings = {**PRESETS[base], **_flatten(tree, str(path))}
+            raise ConfigError(f"preset {base!r} in {path} is unknown; choose one of {PRESETS}")
+        preset, own = _settings(PRESET_DIR / f"{base}.yaml", (base,)), _flatten(tree, str(path))
     else:
         raise ConfigError(f"--config {name_or_path!r} is neither a preset ({', '.join(PRESETS)}) nor a YAML file")
-    for key, value in settings.items():
+    cfg, preset_cfg = Config(), Config()
+    for key, value in preset.items():
+        set_key(cfg, key, value)
+        set_key(preset_cfg, key, value)
+    for key, value in own.items():
         set_key(cfg, key, value)
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         key, value = item.split("=", 1)
         set_key(cfg, key.strip(), value)
+    _check_init_model(cfg, preset_cfg.model)
     validate(cfg)
     return cfg
+
+
+def _check_init_model(cfg: Config, preset_model) -> None:
+    """With init.from_run the network is that run's: a model.* value changed from the preset is refused, not
+    silently dropped."""
+    if not cfg.init.from_run:
+        return
+    for f in dataclasses.fields(cfg.model):
+        if getattr(cfg.model, f.name) != getattr(preset_model, f.name):
+            raise ConfigError(
+                f"model.{f.name} cannot be changed together with init.from_run: the network (its shape and "
+                f"weights) comes from the run in {cfg.init.from_run}"
+            )
 
 
 def config_from_dict(tree: dict) -> Config:
@@ -368,3 +352,47 @@ def validate(cfg: Config) -> None:
         c.replay.capacity >= c.replay.num_shards * c.learner.batch_size,
         f"replay.capacity ({c.replay.capacity}) must hold at least learner.batch_size episodes per shard",
     )
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's comment in the dataclass's source: the `# ...` after it on its line, else the comment lines
+    right above it. The source is the documentation (CleanRL's habit); `tokenq config` prints it."""
+    docs: dict[str, str] = {}
+    above: list[str] = []
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            above.append(text.lstrip("# "))
+            continue
+        match = re.match(r"^(\w+)\s*:[^=]*(=.*)?$", text)
+        if match and not text.startswith(("def ", "return")):
+            code, _, comment = _split_comment(text)
+            docs[match.group(1)] = comment or " ".join(above)
+        above = []
+    return docs
+
+
+def _split_comment(line: str) -> tuple[str, str, str]:
+    """(code, "#", comment) of one line, a `#` inside a string literal left alone."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(line + "\n").readline))
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT:
+            return line[: tok.start[1]].rstrip(), "#", tok.string.lstrip("# ").strip()
+    return line, "", ""
+
+
+def to_yaml(cfg: Config, name: str) -> str:
+    """The resolved config as YAML, one comment per field; `tokenq train --config FILE` reads it back."""
+    lines = [
+        f"# tokenq config {name}: every field resolved. Edit, then: tokenq train --config FILE.yaml",
+        f"preset: {name if name in PRESETS else 'reverse'}",
+    ]
+    for section in SECTIONS:
+        obj = getattr(cfg, section)
+        docs = field_docs(type(obj))
+        lines.append(f"{section}:")
+        for f in dataclasses.fields(obj):
+            value = yaml.safe_dump(getattr(obj, f.name), default_flow_style=True).strip()
+            value = value.removesuffix("\n...").removesuffix("...").strip()
+            lines.append(f"  {f.name}: {value}  # {docs.get(f.name, '')}")
+    return "\n".join(lines) + "\n"

@@ -3,6 +3,10 @@
 Episodes, sampled batches and weights cross process boundaries as msgpack bytes of numpy buffers
 (distributed/codec.py), checked on arrival: nothing a process receives from another is unpickled by our code.
 Weights go out as one `ray.put` per published version. Nothing here holds algorithm logic of its own.
+
+Hosts are built from factories and plain arguments (as Acme's distributed layer builds nodes from factories):
+`make_worker(epsilon, seed) -> RolloutWorker` and `make_learner() -> Learner` come from the application, so this
+package knows nothing of configs, tasks or run directories.
 """
 
 from __future__ import annotations
@@ -10,23 +14,45 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import ray
 import torch
 from ray.exceptions import RayActorError, RayError
 
-from distributed.codec import pack_arrays, pack_weights, unpack_weights
-from distributed.components import build_heldout, build_task, init_learner, make_worker, resolve_net_config
-from distributed.config import config_from_dict
-from distributed.replay import DurableShard, ReplayShard, decode_episodes, decode_sample
+from actors.rollout import RolloutWorker
+from distributed.codec import pack_weights, unpack_weights
 from distributed.weights import WeightStore
 from learner.learner import Learner
+from replay.durable import DurableShard
+from replay.format import decode_episodes, decode_sample, pack_arrays
+from replay.shard import ReplayShard
 
 # Fields an actor sends to replay; the acting network's Q-values stay behind.
 REPLAY_FIELDS = ("prompts", "actions", "rewards", "lengths", "priorities")
 # Failed pushes an actor holds for a restarting shard before it drops the oldest (and counts them lost).
 MAX_UNSENT = 64
+
+
+@dataclass(frozen=True)
+class ActorSettings:
+    """What a rollout host needs beyond its worker (actors.* in the config)."""
+
+    torch_threads: int = 1
+    max_pushes_in_flight: int = 4  # unacknowledged replay inserts before the actor waits
+    pull_every: int = 1  # rollout batches between weight-store checks
+
+
+@dataclass(frozen=True)
+class LearnerSettings:
+    """What the learner host needs beyond its learner."""
+
+    batch_size: int = 32  # episodes per update (learner.batch_size)
+    prefetch: int = 2  # sample requests in flight per shard (replay.prefetch)
+    publish_every: int = 10  # updates between weight publications (train.publish_every)
+    torch_threads: int = 0  # 0 keeps torch's default (train.torch_threads)
 
 
 def actor_names(run_id: str, num_shards: int) -> dict:
@@ -78,7 +104,7 @@ class ReplayShardActor:
     def sample(self, batch_size: int, beta: float) -> bytes | None:
         if self.shard.size == 0:
             return None
-        return self.shard.sample(batch_size, beta).pack()
+        return pack_arrays(self.shard.sample(batch_size, beta).as_dict())
 
     def update_priorities(self, slots: np.ndarray, generations: np.ndarray, priorities: np.ndarray) -> int:
         return self.shard.update_priorities(slots, generations, priorities)
@@ -99,16 +125,21 @@ class RolloutActor:
     """Generates episodes with its own epsilon, pushes them to the shards round-robin with a bounded number of
     inserts in flight, and pulls newer weights from the store on its schedule."""
 
-    def __init__(self, config: dict, index: int, epsilon: float, names: dict, seed: int):
-        cfg = config_from_dict(config)
-        torch.set_num_threads(cfg.actors.torch_threads)
-        task = build_task(cfg)
-        heldout = build_heldout(cfg, task)
-        self.worker = make_worker(cfg, task, resolve_net_config(cfg, task), heldout, epsilon, seed)
+    def __init__(
+        self,
+        make_worker: Callable[[float, int], RolloutWorker],
+        settings: ActorSettings,
+        index: int,
+        epsilon: float,
+        names: dict,
+        seed: int,
+    ):
+        torch.set_num_threads(settings.torch_threads)
+        self.worker = make_worker(epsilon, seed)
         # Looked up by name, not passed as handles: constructor arguments stay plain values, so a restarted actor
         # is rebuilt from them alone.
         store, shards = lookup(names)
-        self.cfg, self.index, self.store, self.shards = cfg, index, store, shards
+        self.settings, self.index, self.store, self.shards = settings, index, store, shards
         self.next_shard = index % len(shards)
         self.in_flight: dict = {}  # push ref -> (shard index, packed episodes, transitions)
         self.unsent: deque = deque()  # pushes that failed because their shard died: sent again
@@ -146,7 +177,7 @@ class RolloutActor:
         """Generate and push `num_batches` batches; returns what the driver needs for metrics and rate limiting."""
         returns, transitions, episodes, push_lost = [], 0, 0, 0
         for _ in range(num_batches):
-            if self.batches % self.cfg.actors.pull_every == 0:
+            if self.batches % self.settings.pull_every == 0:
                 self._pull_weights()
             batch = self.worker.rollout()
             self.batches += 1
@@ -154,8 +185,8 @@ class RolloutActor:
             push_lost += self._resend()
             self._push(self.next_shard, data, batch.num_transitions)
             self.next_shard = (self.next_shard + 1) % len(self.shards)
-            if len(self.in_flight) > self.cfg.actors.max_pushes_in_flight:
-                excess = len(self.in_flight) - self.cfg.actors.max_pushes_in_flight
+            if len(self.in_flight) > self.settings.max_pushes_in_flight:
+                excess = len(self.in_flight) - self.settings.max_pushes_in_flight
                 done, _ = ray.wait(list(self.in_flight), num_returns=excess)
                 self._reap(done)
             returns.extend(batch.returns.tolist())
@@ -182,16 +213,13 @@ class LearnerActor:
     """Runs Double-DQN updates on batches prefetched from the shards; writes priorities back without waiting and
     publishes its weights to the store every `train.publish_every` updates."""
 
-    def __init__(self, config: dict, names: dict, seed: int):
-        cfg = config_from_dict(config)
-        if cfg.train.torch_threads:
-            torch.set_num_threads(cfg.train.torch_threads)
-        self.learner = Learner(cfg.learner, resolve_net_config(cfg, build_task(cfg)), seed=seed)
-        if cfg.init.from_run:
-            init_learner(self.learner, cfg)
+    def __init__(self, make_learner: Callable[[], Learner], settings: LearnerSettings, names: dict):
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        self.learner = make_learner()
         self.learner.mark_good()
         # The store exists before the learner; the shards, placed beside it, are looked up at the first update.
-        self.cfg, self.names, self.shards = cfg, names, None
+        self.settings, self.names, self.shards = settings, names, None
         self.store = ray.get_actor(names["store"], namespace=names["namespace"])
         self.in_flight: deque = deque()  # (shard index, sample ref)
         self.next_shard = 0
@@ -203,7 +231,8 @@ class LearnerActor:
 
     def publish(self) -> int:
         self.store.publish.remote(self.learner.updates, [self._weights_ref()])
-        return self.learner.updates
+        self.published = self.learner.updates
+        return self.published
 
     def load_state(self, state: dict | None) -> int:
         """Continue from a checkpoint's learner state (a resumed run, or this learner replacing one that died;
@@ -212,12 +241,13 @@ class LearnerActor:
             self.learner.load_state_dict(state)
         self.learner.mark_good()
         self.store.restore.remote(self.learner.updates, [self._weights_ref()])
-        return self.learner.updates
+        self.published = self.learner.updates
+        return self.published
 
     def _prefetch(self, beta: float) -> None:
-        while len(self.in_flight) < self.cfg.replay.prefetch * len(self.shards):
+        while len(self.in_flight) < self.settings.prefetch * len(self.shards):
             i = self.next_shard
-            self.in_flight.append((i, self.shards[i].sample.remote(self.cfg.learner.batch_size, beta)))
+            self.in_flight.append((i, self.shards[i].sample.remote(self.settings.batch_size, beta)))
             self.next_shard = (i + 1) % len(self.shards)
 
     def train(self, max_updates: int, budget_transitions: float, beta: float) -> dict:
@@ -227,6 +257,7 @@ class LearnerActor:
             _, self.shards = lookup(self.names)
         sums: dict[str, float] = {}
         done = trained = empty = lost_samples = 0
+        nonfinite_loss = None
         wait_s = 0.0
         t0 = time.perf_counter()
         while done < max_updates and trained < budget_transitions and empty < 2 * len(self.shards):
@@ -247,19 +278,22 @@ class LearnerActor:
             batch = decode_sample(data)
             metrics, priorities = self.learner.update(batch)
             trained += int(batch.lengths.sum())
-            if priorities is None:  # non-finite: skipped by the learner
+            if priorities is None:  # non-finite: skipped by the learner; its loss is reported, not dropped
+                nonfinite_loss = metrics["td_loss"]
                 continue
             self.shards[i].update_priorities.remote(batch.slots, batch.generations, priorities)  # fire and forget
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
             done += 1
-            if self.learner.updates % self.cfg.train.publish_every == 0:
+            if self.learner.updates % self.settings.publish_every == 0:
                 self.publish()
         return {
             "updates": self.learner.updates,
             "transitions_trained": self.learner.transitions_trained,
             "done": done,
-            "metrics": {k: v / max(done, 1) for k, v in sums.items()},
+            "metrics": {k: v / max(done, 1) for k, v in sums.items()}
+            | ({"td_loss": nonfinite_loss} if nonfinite_loss is not None else {}),
+            "published_version": self.published,
             "busy_s": time.perf_counter() - t0,
             "wait_s": wait_s,
             "lost_samples": lost_samples,

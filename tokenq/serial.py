@@ -8,30 +8,16 @@ from pathlib import Path
 
 import torch
 
-from distributed import metrics as M
-from distributed.codec import rng_state, set_rng_state
-from distributed.components import RunSpec, StopRequest, build_spec, init_learner, make_worker
-from distributed.config import Config
-from distributed.recorder import RunRecorder
-from distributed.replay import ReplayShard
 from learner.checkpoint import CheckpointError, checkpoint_updates, list_checkpoints
 from learner.learner import Learner
+from replay.format import rng_state, set_rng_state
+from replay.shard import ReplayShard, beta_at
+from tokenq.build import RunSpec, build_spec, init_learner, make_worker
+from tokenq.config import Config
+from tokenq.recorder import RunRecorder
+from tokenq.signals import StopRequest
 
 log = logging.getLogger("tokenq")
-
-
-def beta_at(cfg: Config, updates: int) -> float:
-    """Importance-sampling exponent, annealed linearly from replay.beta to 1 over the run (Schaul et al. 2016)."""
-    frac = min(1.0, updates / cfg.train.total_updates)
-    return cfg.replay.beta + (1.0 - cfg.replay.beta) * frac
-
-
-def learner_scalars(metrics: dict[str, float]) -> dict[str, float | None]:
-    return {M.TD_LOSS: metrics.get("td_loss"), M.Q_VALUES: metrics.get("q_values"), M.V_VALUES: metrics.get("v_values")}
-
-
-def checkpoint_state(cfg: Config, learner_state: dict, counters: dict) -> dict:
-    return {"learner": learner_state, "config": cfg.to_dict(), "counters": counters, "torch_rng": torch.get_rng_state()}
 
 
 def replay_snapshot_path(run_dir: Path, updates: int) -> Path:
@@ -46,7 +32,7 @@ def train_serial(
     spec = spec or build_spec(cfg)
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
-    rec = RunRecorder(spec, run_dir, config_name, mode="serial", eval_pauses_training=True)
+    rec = RunRecorder(spec, run_dir, config_name, mode="serial")
     seed, task = cfg.train.seed, spec.task
     learner = Learner(cfg.learner, spec.net_cfg, seed=seed)
     if cfg.init.from_run and resume is None:
@@ -60,9 +46,10 @@ def train_serial(
     )
     timer = rec.timer
     credit = 0.0  # transitions the learner may still sample under the samples-per-insert ratio
+    inserted_after_start = 0  # transitions inserted once replay held replay.learning_starts episodes
     metrics: dict[str, float] = {}
     if resume is not None:
-        credit, metrics = _restore(resume, rec, learner, worker, replay, run_dir)
+        credit, inserted_after_start, metrics = _restore(resume, rec, learner, worker, replay, run_dir)
     learner.mark_good()
     stop = False
 
@@ -72,6 +59,7 @@ def train_serial(
             "episodes": worker.episodes,
             "train_s": timer.train_s,
             "credit": credit,
+            "inserted_after_start": inserted_after_start,
             "metrics": metrics,
             "worker": {
                 "rng": rng_state(worker.rng),
@@ -88,10 +76,9 @@ def train_serial(
         with timer.phase("checkpoint", exclude_from_training=True):
             replay.save_snapshot(replay_snapshot_path(run_dir, u))
         # The state checkpointed is also the one a rollback returns to.
-        state = checkpoint_state(cfg, learner.mark_good(), counters())
-        if worker.weights_version != u:  # the actor acts with older weights than the learner's: keep them too
-            state["worker_weights"] = worker.net.state_dict()
-        rec.checkpoint(u, state)
+        # the actor may act with older weights than the learner's: keep them too
+        extra = {"worker_weights": worker.net.state_dict()} if worker.weights_version != u else {}
+        rec.checkpoint(u, learner.mark_good(), counters(), **extra)
         kept = {
             replay_snapshot_path(run_dir, checkpoint_updates(p))
             for p in list_checkpoints(Path(run_dir) / "checkpoints")
@@ -114,16 +101,19 @@ def train_serial(
                     added = replay.add(batch)
                 if replay.size >= cfg.replay.learning_starts:
                     credit += cfg.replay.samples_per_insert * added
+                    inserted_after_start += added
             # 3. Learn while the samples-per-insert ratio allows.
             while credit > 0 and learner.updates < cfg.train.total_updates and not stop and not stop_request:
                 with timer.phase("sample"):
-                    sample = replay.sample(cfg.learner.batch_size, beta_at(cfg, learner.updates))
+                    sample = replay.sample(
+                        cfg.learner.batch_size, beta_at(cfg.replay.beta, learner.updates, cfg.train.total_updates)
+                    )
                 with timer.phase("learn"):
                     step_metrics, priorities = learner.update(sample)
                 credit -= float(sample.lengths.sum())
-                if priorities is None:  # a non-finite update was skipped (maybe rolled back): nothing to record
+                metrics = step_metrics  # a non-finite update's loss is shown too
+                if priorities is None:  # a non-finite update was skipped (maybe rolled back)
                     continue
-                metrics = step_metrics
                 with timer.phase("update_priorities"):
                     replay.update_priorities(sample.slots, sample.generations, priorities)
                 u = learner.updates
@@ -143,17 +133,17 @@ def train_serial(
             rec.progress(
                 worker.env_steps,
                 learner.updates,
+                metrics,
                 lambda: {
-                    **learner_scalars(metrics),
-                    M.EPSILON: worker.epsilon,
-                    M.UPDATES_PER_S: learner.updates / max(timer.train_s, 1e-9),
-                    M.TRANSITIONS_PER_S: learner.transitions_trained / max(timer.train_s, 1e-9),
-                    M.REPLAY_SIZE: replay.num_transitions,
-                    M.SAMPLES_PER_INSERT: replay.sampled_transitions / max(replay.inserted_transitions, 1),
-                    M.WEIGHTS_VERSION: worker.weights_version,
-                    M.ACTOR_LAG: learner.updates - worker.weights_version,
-                    M.NONFINITE_UPDATES: learner.nonfinite_updates,
-                    M.ROLLBACKS: learner.rollbacks,
+                    "epsilon": worker.epsilon,
+                    "updates_per_s": learner.updates / max(timer.train_s, 1e-9),
+                    "transitions_per_s": learner.transitions_trained / max(timer.train_s, 1e-9),
+                    "replay_size": replay.num_transitions,
+                    "samples_per_insert": learner.transitions_trained / max(inserted_after_start, 1),
+                    "weights_version": worker.weights_version,
+                    "actor_lag": learner.updates - worker.weights_version,
+                    "nonfinite_updates": learner.nonfinite_updates,
+                    "rollbacks": learner.rollbacks,
                 },
             )
         if stop_request:
@@ -182,7 +172,8 @@ def train_serial(
 
 
 def _restore(state: dict, rec: RunRecorder, learner: Learner, worker, replay: ReplayShard, run_dir: Path):
-    """Put a checkpoint's learner, actor, replay, clocks and RNGs back; returns (credit, last metrics)."""
+    """Put a checkpoint's learner, actor, replay, clocks and RNGs back; returns (credit, transitions inserted
+    since learning started, last metrics)."""
     counters = state["counters"]
     try:
         learner.load_state_dict(state["learner"])
@@ -198,4 +189,4 @@ def _restore(state: dict, rec: RunRecorder, learner: Learner, worker, replay: Re
     torch.set_rng_state(state["torch_rng"])
     rec.load_state(counters["recorder"], u)
     log.info("resumed from update %d (%d env steps)", u, worker.env_steps)
-    return float(counters["credit"]), dict(counters["metrics"])
+    return float(counters["credit"]), int(counters.get("inserted_after_start", 0)), dict(counters["metrics"])

@@ -8,12 +8,30 @@ the config, and a checkpoint written under another model or task is refused with
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
-from distributed.config import Config, ConfigError, config_from_dict, load_config, set_key, validate
-from distributed.text_setup import read_run_config
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from tokenq.config import Config, ConfigError, config_from_dict, load_config, set_key, validate
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomic: a reader never sees half a file."""
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_run_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir} is not a tokenq run directory (no config.json)") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from None
+
 
 # Sections that must match between a run's config and a checkpoint it resumes from.
 FIXED_SECTIONS = ("task", "model")
@@ -28,12 +46,9 @@ def _differences(a: dict, b: dict, sections=FIXED_SECTIONS) -> list[str]:
     ]
 
 
-def new_run(args) -> tuple[Config, Path, str, str]:
-    """(config, run dir, config name, mode) for a fresh run; refuses a directory that already holds a run."""
-    config = args.config or "reverse"
-    cfg = load_config(config, args.overrides)
-    name = Path(config).stem
-    run_dir = args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+def check_new_run_dir(cfg: Config, run_dir: Path) -> None:
+    """Refuse a directory that already holds a run (of this config: resume it; of another: choose another)."""
+    run_dir = Path(run_dir)
     if (run_dir / "config.json").exists() and (
         latest_checkpoint(run_dir / "checkpoints") or (run_dir / "summary.json").exists()
     ):
@@ -46,6 +61,15 @@ def new_run(args) -> tuple[Config, Path, str, str]:
             f"run directory {run_dir} already holds this run; continue it with --resume {run_dir} or choose another "
             "--run-dir"
         )
+
+
+def new_run(args) -> tuple[Config, Path, str, str]:
+    """(config, run dir, config name, mode) for a fresh run; refuses a directory that already holds a run."""
+    config = args.config or "reverse"
+    cfg = load_config(config, args.overrides)
+    name = Path(config).stem
+    run_dir = args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_new_run_dir(cfg, run_dir)
     return cfg, run_dir, name, args.mode or "local"
 
 

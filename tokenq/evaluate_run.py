@@ -8,12 +8,13 @@ import numpy as np
 
 from actors.rollout import generate
 from actors.tasks import TaskError
-from distributed.components import build_spec, write_json
-from distributed.config import ConfigError, config_from_dict
-from distributed.recorder import full_eval
-from distributed.text_setup import init_checkpoint, load_weights, read_run_config
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from learner.model import QNetwork
+from tokenq.build import build_spec
+from tokenq.config import ConfigError, config_from_dict
+from tokenq.evaluation import full_eval
+from tokenq.run_dir import read_run_config, write_json
+from tokenq.text_setup import init_checkpoint, load_weights
 
 
 def load_run_config(run_dir: Path):
@@ -40,19 +41,37 @@ def load_run(run_dir: Path, checkpoint: Path | None = None, num_prompts: int | N
     return spec, net.eval(), state, path
 
 
-def generate_one(run_dir: Path, prompt: str, checkpoint: Path | None = None) -> list[dict]:
-    """Greedy generation for one prompt: each token with V(s_t), Q(s_t, a_t) and its reward."""
-    spec, net, _, _ = load_run(run_dir, checkpoint)
+def generate_texts(spec, net: QNetwork, prompts: list[str], source: str = "prompt") -> list[dict]:
+    """Greedy generations, each with its tokens and per-token V(s_t), Q(s_t, a_t) and reward r_t."""
     try:
-        prompts = spec.task.encode_prompts([prompt], "--prompt")
+        ids = spec.task.encode_prompts(list(prompts), source)
     except TaskError as err:
-        raise TaskError(str(err).replace("--prompt line 1 ", "--prompt ")) from None
-    batch = generate(net, spec.task, prompts, 0.0, np.random.default_rng(0))
+        raise TaskError(str(err).replace(f"{source} line 1 ", f"{source} ")) from None
+    batch = generate(net, spec.task, ids, 0.0, np.random.default_rng(0))
     tok = spec.task.tokenizer
-    return [
-        {"token": tok.decode([a], skip_special=False), "value": float(v), "q": float(q), "reward": float(r)}
-        for a, v, q, r in zip(batch.actions[0], batch.values[0], batch.q_taken[0], batch.rewards[0])
-    ][: int(batch.lengths[0])]
+    out = []
+    for i, prompt in enumerate(prompts):
+        n = int(batch.lengths[i])
+        actions = batch.actions[i, :n]
+        out.append(
+            {
+                "prompt": prompt,
+                "generation": tok.decode(actions, skip_special=False),
+                "tokens": [tok.decode([a], skip_special=False) for a in actions],
+                "token_ids": [int(a) for a in actions],
+                "values": [float(v) for v in batch.values[i, :n]],
+                "q_taken": [float(v) for v in batch.q_taken[i, :n]],
+                "rewards": [float(v) for v in batch.rewards[i, :n]],
+                "return": float(batch.rewards[i, :n].sum()),
+            }
+        )
+    return out
+
+
+def generate_one(run_dir: Path, prompt: str, checkpoint: Path | None = None) -> dict:
+    """Greedy generation for one prompt (see generate_texts)."""
+    spec, net, _, _ = load_run(run_dir, checkpoint)
+    return generate_texts(spec, net, [prompt], "--prompt")[0]
 
 
 def evaluate_run(run_dir: Path, num_prompts: int | None = None, checkpoint: Path | None = None) -> dict:

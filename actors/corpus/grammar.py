@@ -22,7 +22,7 @@ from collections import Counter
 from functools import lru_cache
 from itertools import accumulate
 
-from actors import grammar_words as W
+from actors.corpus import words as W
 
 ZIPF_EXPONENT = 0.7
 MAX_TOKENS = 24  # the final "." included

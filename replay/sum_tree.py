@@ -31,17 +31,20 @@ class SumTree:
             idx = np.unique(idx >> 1)
 
     def find(self, mass: np.ndarray) -> np.ndarray:
-        """For each cumulative mass in [0, total), the slot whose prefix-sum interval contains it."""
+        """For each cumulative mass in [0, total), the slot whose prefix-sum interval contains it.
+
+        The descent never enters a subtree of zero mass, so a mass that float round-off pushed past the last
+        filled leaf (a shard still filling has empty slots after it) lands on that leaf, never on an empty slot.
+        """
         mass = np.asarray(mass, dtype=np.float64).copy()
         idx = np.ones(len(mass), dtype=np.int64)
         while idx[0] < self.size:
             left = 2 * idx
             left_sum = self.nodes[left]
-            go_right = mass >= left_sum
+            go_right = (mass >= left_sum) & (self.nodes[left + 1] > 0)
             mass = np.where(go_right, mass - left_sum, mass)
             idx = np.where(go_right, left + 1, left)
-        # Float round-off can step onto an empty leaf past the last filled one; clamp to a filled slot.
-        return np.minimum(idx - self.size, self.capacity - 1)
+        return idx - self.size
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n slots drawn with probability proportional to their value, stratified over n equal mass segments."""

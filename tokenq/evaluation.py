@@ -25,8 +25,10 @@ def greedy_eval(net: QNetwork, task: Task, prompts: np.ndarray, num_samples: int
             "prompt": tok.decode(prompts[i]),
             "generation": tok.decode(batch.actions[i, : batch.lengths[i]], skip_special=False),
             "return": float(batch.returns[i]),
+            "tokens": [tok.decode([a], skip_special=False) for a in batch.actions[i, : batch.lengths[i]]],
             "values": [round(float(v), 3) for v in batch.values[i, : batch.lengths[i]]],
             "q_taken": [round(float(v), 3) for v in batch.q_taken[i, : batch.lengths[i]]],
+            "rewards": [round(float(v), 3) for v in batch.rewards[i, : batch.lengths[i]]],
         }
         for i in range(min(num_samples, len(prompts)))
     ]
@@ -57,3 +59,13 @@ def q_star_errors(net: QNetwork, table: dict[State, np.ndarray]) -> tuple[float,
         errors.append(np.abs(q - np.stack([table[k] for k in keys])).ravel())
     err = np.concatenate(errors)
     return float(err.max()), float(err.mean())
+
+
+def full_eval(spec, net: QNetwork, num_samples: int = 4) -> dict:
+    """Greedy evaluation on the held-out prompts, plus the distance to Q* where the task has it."""
+    result = greedy_eval(net, spec.task, spec.heldout, num_samples=num_samples)
+    if spec.q_star is not None:
+        result["q_star_max_abs_error"], result["q_star_mean_abs_error"] = q_star_errors(net, spec.q_star)
+    else:
+        result["q_star_max_abs_error"] = result["q_star_mean_abs_error"] = None
+    return result

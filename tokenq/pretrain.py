@@ -18,11 +18,12 @@ import torch.nn.functional as F
 
 from actors.text import WordTokenizer
 from actors.tokenizer import EOS, PAD
-from distributed.components import resolve_net_config, write_json
-from distributed.config import Config, ConfigError
-from distributed.text_setup import load_sentences, make_text_task
 from learner.checkpoint import save_checkpoint
 from learner.learner import Learner
+from tokenq.build import resolve_net_config
+from tokenq.config import Config, ConfigError
+from tokenq.run_dir import write_json
+from tokenq.text_setup import load_sentences, make_text_task
 
 log = logging.getLogger("tokenq")
 

@@ -1,4 +1,9 @@
-"""The `tokenq` command: train, eval, bench. Errors users can fix are one sentence and exit code 2."""
+"""The `tokenq` command: train, eval, pretrain, generate, config, bench. Errors users can fix are one sentence and
+exit code 2.
+
+Module-level imports are the standard library only, so that `tokenq --help` answers at once; each command imports
+what it needs.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,46 @@ import logging
 import sys
 from pathlib import Path
 
-from actors.tasks import TaskError
-from actors.text import TextError
-from distributed.codec import CodecError
-from distributed.config import ConfigError
-from distributed.replay import SnapshotError
-from learner.checkpoint import CheckpointError
-from learner.learner import DivergedError
-
 log = logging.getLogger("tokenq")
-USER_ERRORS = (ConfigError, TaskError, CheckpointError, TextError, SnapshotError, CodecError, DivergedError)
+PRESET_NAMES = "reverse, copy, sort, add, tiny, keywords, fluency, article"
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a user can fix: reported as their one sentence, exit code 2."""
+    from actors.tasks import TaskError
+    from actors.text import TextError
+    from distributed.driver import PlacementError
+    from learner.checkpoint import CheckpointError
+    from learner.learner import DivergedError
+    from replay.format import CodecError
+    from replay.shard import SnapshotError
+    from tokenq.config import ConfigError
+
+    return (
+        ConfigError,
+        TaskError,
+        CheckpointError,
+        TextError,
+        SnapshotError,
+        CodecError,
+        DivergedError,
+        PlacementError,
+    )
+
+
+def check_distributed_is_ours() -> str | None:
+    """dask also ships a top-level package named `distributed`; installed beside tokenq it shadows ours. Returns
+    the sentence to stop with, or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("distributed")
+    origin = Path(spec.origin).parent if spec and spec.origin else None
+    if origin is None or not (origin / "hosts.py").exists() or not (origin / "driver.py").exists():
+        return (
+            f"the package `distributed` resolves to {origin or 'nothing'}, not to tokenq's own (dask's `distributed` "
+            "is probably installed in this environment); install tokenq in an environment without dask"
+        )
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--config",
         default=None,
-        help="a preset (reverse, copy, sort, add, tiny, keywords, fluency, article) or a YAML file (default reverse)",
+        help=f"a preset ({PRESET_NAMES}) or a YAML file (default reverse)",
     )
     t.add_argument(
         "--mode",
@@ -68,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--run-dir", type=Path, required=True)
     g.add_argument("--prompt", required=True, help="the prompt text, e.g. two keywords for the keywords task")
     g.add_argument("--checkpoint", type=Path, default=None)
+    g.add_argument("--json", action="store_true", help="print the generation with per-token V and Q as one JSON object")
+    g.add_argument("--plot", type=Path, default=None, metavar="PNG", help="also draw V, Q and rewards to this image")
+
+    c = sub.add_parser("config", help="print a preset's (or YAML file's) resolved config as YAML, a comment per field")
+    c.add_argument("name", nargs="?", default="reverse", help=f"a preset ({PRESET_NAMES}) or a YAML file")
+    c.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
 
     b = sub.add_parser("bench", help="measure rollout and learner throughput; prints figures")
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -76,23 +117,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from distributed.components import build_spec
-    from distributed.resume import new_run, resume_run
-    from distributed.serial import train_serial
+    from tokenq.api import run_training
+    from tokenq.run_dir import new_run, resume_run
 
     if args.resume is not None:
         cfg, run_dir, name, mode, state = resume_run(args)
     else:
         cfg, run_dir, name, mode = new_run(args)
         state = None
-    spec = build_spec(cfg)
-    log.info("tokenq train: config %s, mode %s, run dir %s", name, mode, run_dir)
-    if mode == "serial":
-        summary = train_serial(cfg, run_dir, name, spec, resume=state)
-    else:
-        from distributed.ray_driver import train_distributed
-
-        summary = train_distributed(cfg, run_dir, name, spec, args.address, resume=state)
+    summary = run_training(cfg, run_dir, name, mode, args.address, resume=state)
     ev = summary["eval"]
     print(
         f"done: {summary['learner_updates']} updates, {summary['env_steps']} env steps in "
@@ -107,7 +140,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from distributed.evaluate_run import evaluate_run
+    from tokenq.evaluate_run import evaluate_run
 
     result = evaluate_run(args.run_dir, args.prompts, args.checkpoint)
     keys = ("success_rate", "mean_return", "optimal_mean_return", "q_star_max_abs_error", "q_star_mean_abs_error")
@@ -118,8 +151,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from distributed.config import load_config
-    from distributed.pretrain_run import pretrain
+    from tokenq.config import load_config
+    from tokenq.pretrain import pretrain
 
     overrides = list(args.overrides) + ([f"task.corpus={args.corpus}"] if args.corpus else [])
     summary = pretrain(load_config(args.config, overrides), args.run_dir)
@@ -131,19 +164,35 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from distributed.evaluate_run import generate_one
+    from tokenq.evaluate_run import generate_one
 
-    rows = generate_one(args.run_dir, args.prompt, args.checkpoint)
+    out = generate_one(args.run_dir, args.prompt, args.checkpoint)
+    if args.plot is not None:
+        from tokenq.metrics import value_figure
+
+        value_figure(out).savefig(args.plot)
+    if args.json:
+        print(json.dumps(out))
+        return 0
     print(f"prompt: {args.prompt}")
     print(f"{'t':>3}  {'token':<14} {'V(s_t)':>8} {'Q(s_t,a_t)':>10} {'reward':>8}")
-    for t, row in enumerate(rows):
-        print(f"{t:>3}  {row['token']:<14} {row['value']:>8.3f} {row['q']:>10.3f} {row['reward']:>8.3f}")
-    print("generation:", " ".join(r["token"] for r in rows))
+    for t, tok in enumerate(out["tokens"]):
+        print(f"{t:>3}  {tok:<14} {out['values'][t]:>8.3f} {out['q_taken'][t]:>10.3f} {out['rewards'][t]:>8.3f}")
+    print("generation:", out["generation"])
+    if args.plot is not None:
+        print(f"chart: {args.plot}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    from tokenq.config import load_config, to_yaml
+
+    print(to_yaml(load_config(args.name, args.overrides), Path(args.name).stem), end="")
     return 0
 
 
 def cmd_bench(args) -> int:
-    from distributed.bench import run_bench
+    from tokenq.bench import run_bench
 
     run_bench(quick=args.quick, out=args.out)
     return 0
@@ -159,21 +208,32 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = list(args.overrides) + extra
-    try:
-        return {
-            "train": cmd_train,
-            "eval": cmd_eval,
-            "bench": cmd_bench,
-            "pretrain": cmd_pretrain,
-            "generate": cmd_generate,
-        }[args.command](args)
-    except USER_ERRORS as err:
-        cause = getattr(err, "cause", None)  # raised inside a Ray actor: report the original sentence
-        print(f"tokenq: error: {cause if isinstance(cause, USER_ERRORS) else err}", file=sys.stderr)
+    problem = check_distributed_is_ours()
+    if problem:
+        print(f"tokenq: error: {problem}", file=sys.stderr)
         return 2
+    commands = {
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "bench": cmd_bench,
+        "pretrain": cmd_pretrain,
+        "generate": cmd_generate,
+        "config": cmd_config,
+    }
+    try:
+        return commands[args.command](args)
     except KeyboardInterrupt:
         print("tokenq: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        errors = user_errors()
+        cause = getattr(err, "cause", None)  # raised inside a Ray actor: report the original sentence
+        if isinstance(cause, errors):
+            err = cause
+        elif not isinstance(err, errors):
+            raise
+        print(f"tokenq: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ that run's model shape.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,10 @@ import numpy as np
 from actors.tasks import TaskError
 from actors.text import TextError, WordTokenizer, read_corpus, read_prompt_file
 from actors.text_tasks import PriorModel, TextTask
-from distributed.config import Config, ConfigError
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from learner.model import QNetConfig, QNetwork
+from tokenq.config import Config, ConfigError
+from tokenq.run_dir import read_run_config
 
 TEXT_TASKS = ("keywords", "fluency")
 
@@ -36,7 +36,7 @@ def load_sentences(cfg: Config) -> list[list[str]]:
     """The corpus as lists of words: `task.corpus`, or sentences drawn from the built-in grammar."""
     if cfg.task.corpus:
         return read_corpus(Path(cfg.task.corpus))
-    from actors.grammar import generate_corpus
+    from actors.corpus.grammar import generate_corpus
 
     return [s.split() for s in generate_corpus(cfg.task.corpus_sentences, seed=cfg.train.seed)]
 
@@ -71,16 +71,6 @@ def encode_prompt_file(task, path: str) -> np.ndarray:
         return task.encode_prompts(read_prompt_file(Path(path)), path)
     except (TextError, TaskError) as err:
         raise ConfigError(str(err)) from None
-
-
-def read_run_config(run_dir: Path) -> dict:
-    path = Path(run_dir) / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{run_dir} is not a tokenq run directory (no config.json)") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read {path}: {err}") from None
 
 
 def init_checkpoint(run_dir: Path) -> dict:

@@ -1,0 +1,136 @@
+"""What both modes build from a Config: the task, the resolved network shape, held-out prompts, exact Q*, and the
+factories the Ray hosts build their rollout workers and learners with."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from actors.rollout import RolloutWorker
+from actors.tasks import PromptSource, Task, TaskError, heldout_prompts, make_task
+from distributed.driver import HostFactories
+from learner.learner import Learner
+from learner.model import QNetConfig
+from learner.tabular import State, q_star
+from tokenq.config import Config, ConfigError, config_from_dict
+
+log = logging.getLogger("tokenq")
+
+
+@dataclass
+class RunSpec:
+    cfg: Config
+    task: Task
+    net_cfg: QNetConfig
+    heldout: np.ndarray  # (N, P) evaluation prompts, never trained on
+    q_star: dict[State, np.ndarray] | None
+
+
+def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
+    """model.* with vocab_size / max_prompt_len / max_gen_len = 0 taken from the task, checked against it."""
+    m = dataclasses.replace(cfg.model)
+    m.vocab_size = m.vocab_size or task.vocab_size
+    m.max_prompt_len = m.max_prompt_len or task.prompt_len
+    m.max_gen_len = m.max_gen_len or task.max_steps
+    m.bos_id, m.sep_id = task.tokenizer.bos_id, task.tokenizer.sep_id
+    if m.vocab_size < task.vocab_size:
+        raise ConfigError(
+            f"model.vocab_size ({m.vocab_size}) is smaller than task {task.name}'s vocabulary ({task.vocab_size})"
+        )
+    if m.max_prompt_len < task.prompt_len:
+        raise ConfigError(
+            f"model.max_prompt_len ({m.max_prompt_len}) is shorter than task {task.name}'s prompts ({task.prompt_len})"
+        )
+    if m.max_gen_len < task.max_steps:
+        raise ConfigError(
+            f"model.max_gen_len ({m.max_gen_len}) is shorter than task {task.name}'s episodes ({task.max_steps})"
+        )
+    return m
+
+
+def make_worker(
+    cfg: Config, task: Task, net_cfg: QNetConfig, heldout: np.ndarray, epsilon: float, seed: int
+) -> RolloutWorker:
+    """A rollout worker as configured; it never draws a held-out prompt."""
+    a = cfg.actors
+    return RolloutWorker(
+        task,
+        net_cfg,
+        PromptSource(task, seed, heldout),
+        epsilon,
+        a.batch_size,
+        cfg.learner.gamma,
+        cfg.learner.n_step,
+        seed + 1,
+        a.explore,
+        a.temperature,
+    )
+
+
+def build_task(cfg: Config) -> Task:
+    """The configured task; a text task also loads its tokenizer and frozen prior from init.from_run."""
+    from tokenq import text_setup
+
+    if cfg.task.name in text_setup.TEXT_TASKS:
+        return text_setup.build_text_task(cfg)
+    try:
+        return make_task(cfg.task.name, cfg.task.prompt_len)
+    except TaskError as err:
+        raise ConfigError(str(err)) from None
+
+
+def build_heldout(cfg: Config, task: Task) -> np.ndarray:
+    """Evaluation prompts: task.eval_prompts_file, or task.eval_prompts drawn from task.eval_seed."""
+    if cfg.task.eval_prompts_file:
+        from tokenq.text_setup import encode_prompt_file
+
+        return encode_prompt_file(task, cfg.task.eval_prompts_file)
+    return heldout_prompts(task, cfg.task.eval_prompts, cfg.task.eval_seed)
+
+
+def build_spec(cfg: Config) -> RunSpec:
+    if cfg.init.from_run:
+        from tokenq.text_setup import apply_init_run
+
+        apply_init_run(cfg)
+    task = build_task(cfg)
+    net_cfg = resolve_net_config(cfg, task)
+    heldout = build_heldout(cfg, task)
+    table = q_star(task, cfg.learner.gamma) if task.enumerable else None
+    return RunSpec(cfg, task, net_cfg, heldout, table)
+
+
+def init_learner(learner, cfg: Config) -> None:
+    """Start online and target networks from init.from_run's newest checkpoint (the optimizer starts fresh)."""
+    from tokenq.text_setup import init_checkpoint, load_weights
+
+    state = init_checkpoint(Path(cfg.init.from_run))
+    load_weights(learner.online, state, cfg.init.from_run)
+    learner.target.load_state_dict(learner.online.state_dict())
+
+
+def _worker_from_config(config: dict, epsilon: float, seed: int) -> RolloutWorker:
+    cfg = config_from_dict(config)
+    task = build_task(cfg)
+    return make_worker(cfg, task, resolve_net_config(cfg, task), build_heldout(cfg, task), epsilon, seed)
+
+
+def _learner_from_config(config: dict) -> Learner:
+    cfg = config_from_dict(config)
+    learner = Learner(cfg.learner, resolve_net_config(cfg, build_task(cfg)), seed=cfg.train.seed)
+    if cfg.init.from_run:
+        init_learner(learner, cfg)
+    return learner
+
+
+def host_factories(cfg: Config) -> HostFactories:
+    """Factories for the Ray hosts: each rebuilds its part from the resolved config, in its own process."""
+    config = cfg.to_dict()
+    return HostFactories(
+        functools.partial(_worker_from_config, config), functools.partial(_learner_from_config, config)
+    )
