@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import itertools
+import os
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -262,6 +264,8 @@ def make_task(name: str, prompt_len: int = 0) -> Task:
     if ":" not in name:
         raise TaskError(f"unknown task {name!r}; choose one of {sorted(BUILTIN_TASKS)} or give module:attribute")
     module_name, attr = name.split(":", 1)
+    if os.getcwd() not in sys.path:  # a user's module imports from the working directory, as with `python -m`
+        sys.path.append(os.getcwd())
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:

@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
 # Installs tokenq on a cluster node from the copy that file_mounts put in ~/tokenq. Used by every YAML here.
-# CPU nodes take the CPU wheel of PyTorch; GPU nodes take the CUDA build that `pip install torch` selects.
+#
+# PyTorch is installed first, with the pip arguments in TOKENQ_TORCH, because tokenq's own requirement (torch>=2.4)
+# would take PyPI's Linux build, which is the large CUDA one. Unset, nodes with an NVIDIA driver take that CUDA build
+# and the others the CPU wheel from PyTorch's index. To choose, set it in the YAML's setup_commands, e.g.
+#   - TOKENQ_TORCH="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121" bash ~/tokenq/cluster/common-setup.sh
+#   - TOKENQ_TORCH="torch==2.13.0" bash ~/tokenq/cluster/common-setup.sh    # whatever pip's own configuration serves
 set -euo pipefail
 cd ~/tokenq
-python3 -m venv ~/tokenq-venv
+python3 -m venv ~/tokenq-venv # Ubuntu: needs the python3-venv package
 . ~/tokenq-venv/bin/activate
 python -m pip install -q --upgrade pip
-if command -v nvidia-smi >/dev/null 2>&1; then
-  python -m pip install -q torch
-else
-  python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu || python -m pip install -q torch
+if [ -z "${TOKENQ_TORCH:-}" ]; then
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    TOKENQ_TORCH="torch"
+  else
+    TOKENQ_TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
+  fi
 fi
+# Unquoted on purpose: the variable holds several pip arguments.
+# shellcheck disable=SC2086
+python -m pip install -q $TOKENQ_TORCH
 python -m pip install -q -e .
+# `ray submit` runs `python <script>` and `ray down` runs `ray stop` in a login shell where Ray sources ~/.bashrc
+# and nothing of ours: the venv must be active there. Ray's shell is interactive (bash -i), so a line at the end
+# of ~/.bashrc is read even past Ubuntu's early return for non-interactive shells.
+line='. ~/tokenq-venv/bin/activate  # added by tokenq cluster/common-setup.sh'
+grep -qxF "$line" ~/.bashrc 2>/dev/null || echo "$line" >>~/.bashrc

@@ -56,9 +56,11 @@ def load_checkpoint(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupted or truncated ({reason[:120]})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError):
+        # torch's own message runs to several sentences (and suggests weights_only=False, which we never use).
+        raise CheckpointError(
+            f"checkpoint {path} is corrupted or truncated and cannot be read; delete it to use the one before"
+        ) from None
     if not isinstance(state, dict) or "learner" not in state or "config" not in state:
         raise CheckpointError(f"checkpoint {path} is not a tokenq checkpoint")
     return state

@@ -13,6 +13,11 @@ dense bf16 figure is 989 TFLOP/s); `--peak-tflops` overrides it.
 Keys: `NAME.updates_per_s`, `.transitions_per_s`, `.flops_per_update`, `.flops_per_update_counted`,
 `.achieved_tflops`, `.mfu`, `.batch`, `.parameters`, `.max_memory_gb`, plus `device` and `peak_tflops`.
 `--device cpu --tiny` runs tiny shapes for a few updates, so the script is tested without a GPU.
+
+Needs only PyTorch (a CUDA build for `--device cuda`) and NumPy, and this repository's source tree, which it puts on
+sys.path itself: nothing installed from the repository, no Ray, msgpack, PyYAML, TensorBoard or matplotlib. It
+imports learner/ (torch, numpy), replay/episodes.py (numpy) and tokenq/bench.py, whose module level needs nothing
+more; tests/test_gpu_script_env.py runs it in a fresh venv holding only torch and numpy.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
-import os
-import sys
-from pathlib import Path
+"""The tests import the installed project (`pip install -e .`), and run the installed `tokenq` command in
+subprocesses (tests/procs.py): no repository path is injected, so a packaging mistake fails a test."""
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-# examples/ is importable as user code is: from the working directory / PYTHONPATH.
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("PYTHONPATH", str(REPO))
 torch.set_num_threads(1)
 
 

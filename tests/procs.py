@@ -1,18 +1,28 @@
-"""Runs of the real CLI in their own processes, for tests that signal or kill them."""
+"""Runs of the installed `tokenq` command (the console script in this environment's bin directory) in their own
+processes, with no repository path injected: what a user's shell runs."""
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+TOKENQ = Path(sys.executable).parent / "tokenq"
+
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tokenq.cli", *args]
+    assert TOKENQ.exists(), f"{TOKENQ} is missing: install the project (pip install -e .) in this environment"
+    return [str(TOKENQ), *args]
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without PYTHONPATH: modules resolve as an installed project's do."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def run_cli(*args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
     """`tokenq ARGS` to completion, its output captured as text."""
-    return subprocess.run(cli(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run(cli(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout, env=clean_env())
 
 
 def start_train(run: Path, *args: str) -> tuple[subprocess.Popen, Path]:
@@ -20,7 +30,7 @@ def start_train(run: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     pipe would stall the run)."""
     log = run.parent / f"{run.name}.log"
     with open(log, "w") as f:
-        proc = subprocess.Popen(cli("train", "--run-dir", str(run), *args), stdout=f, stderr=f)
+        proc = subprocess.Popen(cli("train", "--run-dir", str(run), *args), stdout=f, stderr=f, env=clean_env())
     return proc, log
 
 

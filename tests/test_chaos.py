@@ -6,9 +6,11 @@ import os
 import signal
 import time
 
-from tests.procs import run_cli, start_train, wait_for
+import pytest
+from procs import run_cli, start_train, wait_for
 
 
+@pytest.mark.slow
 def test_killed_actors_shard_and_learner_are_restarted_and_the_run_still_learns(tmp_path):
     run = tmp_path / "chaos"
     snapshot_every_s = 2.0
@@ -58,6 +60,7 @@ def test_killed_actors_shard_and_learner_are_restarted_and_the_run_still_learns(
     )
 
 
+@pytest.mark.slow
 def test_a_driver_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path):
     run = tmp_path / "killed"
     proc, log = start_train(
@@ -81,6 +84,7 @@ def test_a_driver_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path):
     assert summary["env_steps"] > 0 and summary["eval"]["success_rate"] is not None
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_local_run_with_checkpoint_snapshot_and_summary(tmp_path):
     run = tmp_path / "interrupted"
     proc, log = start_train(run, "train.total_updates=100000", "train.checkpoint_every=100", "train.max_seconds=150")

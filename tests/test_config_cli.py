@@ -1,6 +1,6 @@
 import pytest
+from procs import run_cli
 
-from tests.procs import run_cli
 from tokenq.config import ConfigError, load_config
 
 
@@ -66,3 +66,48 @@ def test_cli_bad_input_exits_nonzero_with_one_line(args, message, tmp_path):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+def test_every_config_field_has_a_comment():
+    import dataclasses
+
+    from tokenq.config import SECTIONS, Config, field_docs
+
+    cfg = Config()
+    for section in SECTIONS:
+        obj = getattr(cfg, section)
+        docs = field_docs(type(obj))
+        missing = [f.name for f in dataclasses.fields(obj) if not docs.get(f.name)]
+        assert missing == [], f"{section}: {missing}"
+    assert field_docs(type(cfg.learner))["gamma"] == "discount factor in [0, 1)"
+
+
+def test_tokenq_config_prints_yaml_that_train_takes_back(tmp_path):
+    import yaml
+
+    proc = run_cli("config", "keywords", "learner.lr=0.0005")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("  ")]
+    assert lines and all("  # " in ln and not ln.rstrip().endswith("#") for ln in lines)  # a comment per field
+    path = tmp_path / "my.yaml"
+    path.write_text(proc.stdout)
+    assert yaml.safe_load(proc.stdout)["learner"]["lr"] == 0.0005
+    assert load_config(str(path)) == load_config("keywords", ["learner.lr=0.0005"])
+    assert load_config(str(path), ["init.from_run=/some/run"]).init.from_run == "/some/run"  # its model is the preset's
+
+
+def test_presets_are_the_packaged_yaml_files():
+    from tokenq.config import PRESET_DIR, PRESETS
+
+    assert PRESETS == ["add", "article", "copy", "fluency", "keywords", "reverse", "sort", "tiny"]
+    assert all((PRESET_DIR / f"{name}.yaml").is_file() for name in PRESETS)
+    article = load_config("article")
+    assert (article.task.max_length, article.model.max_gen_len, article.model.vocab_size) == (100, 100, 10_000)
+    fluency = load_config("fluency")  # `preset: keywords` inside a preset file
+    assert (fluency.task.name, fluency.task.prior_reward, fluency.model.copy_head) == ("fluency", "logp", True)
+
+
+def test_model_overrides_with_init_from_run_are_refused():
+    with pytest.raises(ConfigError, match="model.d_model cannot be changed together with init.from_run"):
+        load_config("keywords", ["init.from_run=/some/run", "model.d_model=32"])
+    assert load_config("keywords", ["init.from_run=/some/run", "model.d_model=128"]).model.d_model == 128  # unchanged

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from procs import run_cli, start_train, wait_for
 
 from distributed.codec import pack_weights, unpack_weights
 from learner.checkpoint import save_checkpoint
@@ -19,7 +20,6 @@ from replay.durable import DurableShard
 from replay.episodes import EpisodeBatch
 from replay.format import CodecError, decode_episodes, pack_arrays, unpack_arrays, write_sealed
 from replay.shard import ReplayShard, SnapshotError
-from tests.procs import run_cli, start_train, wait_for
 from tokenq.build import build_spec
 from tokenq.cli import main
 from tokenq.config import load_config
@@ -213,6 +213,7 @@ GOLDEN = [
 ]
 
 
+@pytest.mark.slow
 def test_serial_resume_after_sigkill_reproduces_the_losses_exactly(tmp_path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert main(["train", "--mode", "serial", "--run-dir", str(whole), *GOLDEN]) == 0
@@ -231,6 +232,7 @@ def test_serial_resume_after_sigkill_reproduces_the_losses_exactly(tmp_path):
     assert summary["eval_history"][-1]["mean_return"] == first["eval_history"][-1]["mean_return"]
 
 
+@pytest.mark.slow
 def test_sigterm_writes_checkpoint_snapshot_and_summary_then_exits_143(tmp_path):
     run = tmp_path / "r"
     args = ["train.total_updates=100000", "train.checkpoint_every=100", "train.max_seconds=1000"]

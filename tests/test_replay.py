@@ -65,3 +65,19 @@ def test_shard_memory_is_bounded_by_capacity():
         shard.add(_episodes(16, first=i))
     assert shard.nbytes == before and shard.size == 64
     assert shard.num_transitions == 64 * 3
+
+
+def test_sum_tree_round_off_never_lands_on_an_empty_slot():
+    # A shard of capacity 8 holding 3 episodes: slots 3..7 are empty. A mass at (or a hair past) the total, as
+    # float round-off in `total * (i + u) / n` can produce, must land on the last filled slot, never on slot 7.
+    tree = SumTree(8)
+    tree.update(np.arange(3), np.array([0.1, 0.2, 0.3]))
+    total = tree.total
+    masses = np.array([total, np.nextafter(total, np.inf), total * (1 + 1e-12), 0.1 + 0.2 + 0.3])
+    assert tree.find(masses).tolist() == [2, 2, 2, 2]
+    # The shard built on it: every sampled slot is filled, so importance weights stay finite.
+    shard = ReplayShard(8, 2, 3, alpha=1.0, seed=0)
+    shard.add(_episodes(3, first=4))
+    shard.tree.nodes[1] = np.nextafter(shard.tree.nodes[1], np.inf)  # the root a round-off above its leaves' sum
+    batch = shard.sample(64, 0.4)
+    assert set(batch.slots.tolist()) <= {0, 1, 2} and np.isfinite(batch.weights).all()

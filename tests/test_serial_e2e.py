@@ -11,6 +11,7 @@ from tokenq.evaluate_run import evaluate_run
 from tokenq.serial import train_serial
 
 
+@pytest.mark.slow
 def test_tiny_learns_q_star(tmp_path):
     cfg = load_config("tiny", ["train.total_updates=1000"])
     summary = train_serial(cfg, tmp_path, "tiny")
@@ -19,6 +20,7 @@ def test_tiny_learns_q_star(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["learner_updates"] == 1000
 
 
+@pytest.mark.slow
 def test_reverse_reaches_target_and_eval_reloads_it(tmp_path):
     cfg = load_config("reverse", ["train.stop_at_target=true", "train.eval_every=50", "train.max_seconds=60"])
     summary = train_serial(cfg, tmp_path, "reverse")

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from procs import run_cli
 
 from actors.text import UNK, TextError, WordTokenizer, read_corpus, read_prompt_file, words
 from actors.text_tasks import PriorModel, TextTask
 from actors.tokenizer import EOS
 from learner.model import QNetConfig, QNetwork
-from tests.procs import run_cli
 
 
 def test_word_tokenizer_orders_by_frequency_and_round_trips(tmp_path):

@@ -4,8 +4,8 @@ generate, evaluate against the baseline; and the `article` preset on this task i
 import json
 
 import pytest
+from procs import run_cli
 
-from tests.procs import run_cli
 from tokenq.config import load_config
 from tokenq.evaluate_run import evaluate_run, generate_one
 from tokenq.pretrain import pretrain
@@ -98,6 +98,7 @@ def test_article_preset_runs_keywords_in_local_mode(ray_local, tmp_path):
     assert "keyword_coverage" in summary["eval"] and "baseline" in summary["eval"]
 
 
+@pytest.mark.slow
 def test_a_reward_function_that_raises_stops_the_run_clearly_and_keeps_checkpoints(tmp_path):
     from pathlib import Path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tokenq.config import Config, load_config
+from tokenq.config import Config, ConfigError, load_config
 
 log = logging.getLogger("tokenq")
 
@@ -20,7 +20,11 @@ def run_training(
 ) -> dict:
     """Train in `mode` ("serial": one process; "local": Ape-X on Ray) and return the summary."""
     from tokenq.build import build_spec
+    from tokenq.cli import check_distributed_is_ours
 
+    problem = check_distributed_is_ours()
+    if problem:
+        raise ConfigError(problem)
     spec = build_spec(cfg)
     log.info("tokenq train: config %s, mode %s, run dir %s", config_name, mode, run_dir)
     if mode == "serial":
@@ -28,8 +32,6 @@ def run_training(
 
         return train_serial(cfg, run_dir, config_name, spec, resume=resume)
     if mode != "local":
-        from tokenq.config import ConfigError
-
         raise ConfigError(f"mode must be local or serial, got {mode!r}")
     from tokenq.local import train_local
 

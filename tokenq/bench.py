@@ -53,6 +53,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# Module level: the standard library, torch, numpy, and repository modules that need only those. scripts/gpu_bench.py
+# imports this module on a GPU machine where nothing else is installed (tests/test_gpu_script_env.py); anything else
+# (yaml, ray, msgpack, replay/shard.py) is imported inside the function that uses it.
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -90,7 +93,7 @@ ARTICLE_OVERRIDES = [
 
 
 def _spec(preset: str, overrides: list[str] | None = None):
-    # Imported here so that scripts/gpu_bench.py, which imports this module, needs neither yaml nor ray.
+    # Imported here: the config needs yaml (see the module-level imports).
     from tokenq.build import build_spec
     from tokenq.config import load_config
 

@@ -53,7 +53,10 @@ def value_figure(sample: dict):
     fig = Figure(figsize=(max(8.0, 0.55 * len(tokens) + 2), 4.2), dpi=100)
     ax = fig.add_subplot()
     ax.bar(x, _finite(sample["rewards"]), width=0.6, color="#9ccc65", label="reward r_t", zorder=1)
-    ax.plot(x, _finite(sample["values"]), "o-", color="#1f5fd6", label="V(s_t) = max_a Q(s_t, a)", zorder=3)
+    # V is drawn wide and pale under Q: where the greedy token was taken the two coincide and both stay visible.
+    ax.plot(
+        x, _finite(sample["values"]), "o-", color="#1f5fd6", lw=4, ms=9, alpha=0.45, label="V(s_t) = max_a Q(s_t, a)"
+    )
     ax.plot(x, _finite(sample["q_taken"]), "s--", color="#d63a1f", label="Q(s_t, a_t)", zorder=3)
     bad = [t for t, v in enumerate(sample["values"]) if not math.isfinite(v)]
     for t in bad:  # a diverged network's NaN or inf is marked, never drawn as a number
