@@ -127,6 +127,10 @@ class TargetTask(Task):
 
 
 class LetterTask(TargetTask):
+    """A public base for tasks over a few letters: prompts of `prompt_len` letters of `alphabet` (a CharTokenizer:
+    PAD, BOS, EOS, SEP, then one token per letter), at most prompt_len + extra_steps generated tokens. Subclasses
+    give `name` and `answers(prompts)`."""
+
     def __init__(self, prompt_len: int, alphabet: str, extra_steps: int = 2):
         if prompt_len < 1:
             raise TaskError(f"task.prompt_len must be at least 1, got {prompt_len}")

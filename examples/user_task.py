@@ -1,6 +1,6 @@
 """Two ways to bring your own task: `tokenq train task.name=examples.user_task:echo_first` (a reward function)
-or `task.name=examples.user_task:Palindrome` (a Task subclass). Run from the repository root so that
-`examples` is importable, or put the module anywhere on PYTHONPATH."""
+or `task.name=examples.user_task:Palindrome` (a Task subclass). `module:attribute` is imported from the working
+directory (run from the repository root here) or from anywhere on PYTHONPATH."""
 
 import numpy as np
 
