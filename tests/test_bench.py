@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from learner.learner import Learner, LearnerConfig
 from learner.model import QNetConfig
+from tokenq import bench
 from tokenq.bench import (
     bench_learners,
     bench_matmul,
@@ -45,9 +47,10 @@ def test_analytic_flops_match_flop_counter(arch):
     learner = Learner(LearnerConfig(device="cpu"), cfg)
     batch = full_batch(4, 5, 7, cfg.vocab_size, np.random.default_rng(0))
     analytic, counted = update_flops(cfg, 4, 5, 7), counted_update_flops(learner, batch)
-    # The counter also counts the attention scores the backward pass recomputes (flash attention), which are not
-    # model FLOPs: it may only be above the analytic count, and by little.
-    assert analytic <= counted <= 1.10 * analytic
+    # The counter also counts the attention scores the backward pass recomputes (flash attention), 2 Tq Tk d per
+    # attention and episode, which are not model FLOPs. B=4, d=32, P=5, T=7 (decoder: L=12), 2 layers of each kind.
+    attentions = 2 * (5 * 5) + 2 * (7 * 7 + 7 * 5) if arch == "encdec" else 2 * 12 * 12
+    assert counted == analytic + 4 * 2 * 32 * attentions
 
 
 def test_goals_compare_ratios_and_figures_with_their_targets():
@@ -64,30 +67,89 @@ def test_goals_compare_ratios_and_figures_with_their_targets():
     assert "goals.two_over_one_actor.value" not in out  # its figures were not measured
 
 
-def test_cheap_figures_are_present_and_positive():
-    figures = {**bench_matmul(1, sizes=(256,)), **bench_rollout(1, batch=4, steps=8), **bench_learners(1)}
-    required = [
-        "machine.matmul_gflops",
-        "rollout.tokens_per_s_kv",
-        "rollout.tokens_per_s_naive",
-        *(
-            f"learner.{preset}{name}"
-            for preset in ("", "article.")
-            for name in ("transitions_per_s_sequence", "transitions_per_s_per_transition", "achieved_gflops")
-        ),
-    ]
-    for key in required:
-        assert math.isfinite(figures[key]) and figures[key] > 0, key
-    # The article's update: 4 forward passes of 32 episodes, 8 prompt and 16 generated tokens.
-    assert figures["learner.article.flops_per_update"] == update_flops(
-        QNetConfig(vocab_size=10_000, d_model=256, n_heads=8, n_layers=6, n_enc_layers=6, arch="encdec"), 32, 8, 16
+def _record_timings(monkeypatch) -> list[float]:
+    """The seconds each `_timed` call returns, in call order: the figures are checked against these by hand."""
+    seconds: list[float] = []
+    real = bench._timed
+
+    def timed(*args, **kwargs) -> float:
+        seconds.append(real(*args, **kwargs))
+        return seconds[-1]
+
+    monkeypatch.setattr(bench, "_timed", timed)
+    return seconds
+
+
+def test_matmul_and_rollout_figures_are_work_over_the_timed_seconds(monkeypatch):
+    seconds = _record_timings(monkeypatch)
+    figures = {**bench_matmul(1, sizes=(256,)), **bench_rollout(1, batch=4, steps=8)}
+    matmul, kv, naive = seconds
+    for s in seconds:
+        assert math.isfinite(s) and s > 0
+    # One 256^3 multiplication is 2 * 256^3 FLOPs; the only size is the best.
+    assert figures["machine.matmul_gflops_256"] == pytest.approx(2 * 256**3 / matmul / 1e9, rel=1e-12)
+    assert figures["machine.matmul_gflops"] == figures["machine.matmul_gflops_256"]
+    # A rollout call generates batch * steps = 4 * 8 = 32 tokens, with the KV cache (timed first) or without.
+    assert figures["rollout.tokens_per_s_kv"] == pytest.approx(32 / kv, rel=1e-12)
+    assert figures["rollout.tokens_per_s_naive"] == pytest.approx(32 / naive, rel=1e-12)
+    assert figures["rollout.kv_speedup"] == pytest.approx(naive / kv, rel=1e-12)
+
+
+# Analytic FLOPs of the updates bench_learners times, by hand (tokenq/bench.py's docstring), 32 episodes each.
+# `reverse` (the preset's defaults): decoder, V=12, d=64, f=4, 2 layers, P=6, T=8, so L=14:
+REVERSE_FLOPS = 4 * 32 * (2 * (14 * 24 * 64**2 + 4 * 14**2 * 64) + 8 * 2 * 64 * 12)  # 366,739,456
+# The article's network: encdec, V=10000, d=256, f=4, 6 + 6 layers, P=8, T=16 (a decoder token's block is 28 d^2
+# with cross-attention's q and proj):
+ARTICLE_EPISODE = (
+    6 * (8 * 24 * 256**2 + 4 * 8**2 * 256)  # encoder
+    + 6 * (16 * 28 * 256**2 + 4 * 16**2 * 256 + 4 * 8 * 256**2 + 4 * 16 * 8 * 256)  # decoder
+    + 16 * 2 * 256 * 10_000  # head
+)
+ARTICLE_FLOPS = 4 * 32 * ARTICLE_EPISODE  # 44,660,948,992
+# FlopCounterMode adds the attention scores the backward pass recomputes: 2 Tq Tk d per attention per episode.
+REVERSE_RECOMPUTED = 32 * 2 * 64 * 2 * 14**2  # 1,605,632
+ARTICLE_RECOMPUTED = 32 * 2 * 256 * (6 * 8**2 + 6 * (16**2 + 16 * 8))  # 44,040,192
+
+
+def test_learner_figures_are_hand_counted_work_over_the_timed_seconds(monkeypatch):
+    net, task = bench._spec("reverse").net_cfg, bench._spec("reverse").task
+    # The shape REVERSE_FLOPS is counted for: a change to the preset must change the hand count too.
+    shape = (net.arch, net.vocab_size, net.d_model, net.mlp_ratio, net.n_layers, task.prompt_len, task.max_steps)
+    assert shape == ("decoder", 12, 64, 4, 2, 6, 8)
+    seconds = _record_timings(monkeypatch)
+    figures = bench_learners(1)
+    # _timed calls, in order: reverse whole-sequence, reverse per-transition, then the same two for the article.
+    assert len(seconds) == 4
+    cases = [("learner", 8, REVERSE_FLOPS, REVERSE_RECOMPUTED, seconds[:2])]
+    cases.append(("learner.article", 16, ARTICLE_FLOPS, ARTICLE_RECOMPUTED, seconds[2:]))
+    for prefix, steps, flops, recomputed, (per_update, per_transition) in cases:
+        assert math.isfinite(per_update) and per_update > 0 and math.isfinite(per_transition) and per_transition > 0
+        assert figures[f"{prefix}.flops_per_update"] == flops
+        assert figures[f"{prefix}.flops_per_update_counted"] == flops + recomputed
+        # A whole-sequence update trains on 32 episodes of `steps` transitions; a per-transition one on 32.
+        assert figures[f"{prefix}.transitions_per_s_sequence"] == pytest.approx(32 * steps / per_update, rel=1e-12)
+        assert figures[f"{prefix}.transitions_per_s_per_transition"] == pytest.approx(32 / per_transition, rel=1e-12)
+        speedup = steps * per_transition / per_update
+        assert figures[f"{prefix}.sequence_speedup"] == pytest.approx(speedup, rel=1e-12)
+        assert figures[f"{prefix}.update_ms"] == pytest.approx(1000 * per_update, rel=1e-12)
+        gflops = flops / (figures[f"{prefix}.update_ms"] / 1000) / 1e9
+        assert figures[f"{prefix}.achieved_gflops"] == pytest.approx(gflops, rel=1e-12)
+        assert figures[f"{prefix}.achieved_gflops"] == pytest.approx(flops / per_update / 1e9, rel=1e-12)
+
+
+def test_gpu_script_imports_only_the_standard_library_torch_numpy_and_its_own_modules():
+    # What the script loads beyond what torch and numpy load themselves. This environment has Ray, msgpack, PyYAML,
+    # TensorBoard and matplotlib installed, so a module-level import of any of them shows here.
+    code = (
+        "import runpy, sys, numpy, torch, torch.utils.flop_counter\n"
+        "before = {m.split('.')[0] for m in sys.modules}\n"
+        "runpy.run_path(sys.argv[1], run_name='gpu_bench')\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} - before - set(sys.stdlib_module_names))))\n"
     )
-
-
-def test_bench_module_imports_neither_ray_nor_yaml():
-    code = "import sys, tokenq.bench; print(sorted({'ray', 'yaml'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(GPU_SCRIPT)], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert set(out.stdout.split()) <= {"learner", "replay", "tokenq"}, out.stdout
 
 
 def _run_gpu_script(tmp_path: Path, *args: str) -> dict:
@@ -96,21 +158,134 @@ def _run_gpu_script(tmp_path: Path, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
-def _check_gpu_figures(figures: dict, shapes: tuple[str, ...]) -> None:
-    for shape in shapes:
-        for name in ("updates_per_s", "transitions_per_s", "flops_per_update", "achieved_tflops", "mfu"):
-            value = figures[f"{shape}.{name}"]
-            assert math.isfinite(value) and value > 0, f"{shape}.{name}"
+def hand_parameters(d: int, vocab: int, positions: int, blocks: int, cross_attentions: int, final_norms: int) -> int:
+    """QNetwork's parameters by hand: token embedding, position embeddings, blocks (attention q, kv, proj: 4 d^2 + 4 d;
+    MLP: 8 d^2 + 5 d; two layer norms of 2 d), cross-attentions with their norm, final norms, head (d V + V)."""
+    attention, mlp, norm = 4 * d * d + 4 * d, 8 * d * d + 5 * d, 2 * d
+    return (
+        vocab * d
+        + positions * d
+        + blocks * (attention + mlp + 2 * norm)
+        + cross_attentions * (attention + norm)
+        + final_norms * norm
+        + d * vocab
+        + vocab
+    )
+
+
+# scripts/gpu_bench.py's shapes by hand: episodes per update, steps per episode, analytic FLOPs per update (4 B F,
+# tokenq/bench.py's docstring), the attention scores FlopCounterMode also counts as recomputed in the backward pass
+# (2 Tq Tk d per attention per episode), and parameters.
+# --tiny `article`: encdec, V=64, d=32, f=4, 1 + 1 layers, P=4, T=6, B=4 (a decoder token's block is 28 d^2).
+TINY_ARTICLE_EPISODE = (
+    1 * (4 * 24 * 32**2 + 4 * 4**2 * 32)  # encoder: 100,352
+    + 1 * (6 * 28 * 32**2 + 4 * 6**2 * 32 + 4 * 4 * 32**2 + 4 * 6 * 4 * 32)  # decoder: 196,096
+    + 6 * 2 * 32 * 64  # head: 24,576
+)
+TINY_GPU_SHAPES = {
+    "article": {
+        "batch": 4,
+        "steps": 6,
+        "flops": 4 * 4 * TINY_ARTICLE_EPISODE,  # 5,136,384
+        "recomputed": 4 * 2 * 32 * (4 * 4 + 6 * 6 + 6 * 4),  # 19,456
+        "parameters": hand_parameters(32, 64, 4 + 7, 2, 1, 2),  # 34,336
+    },
+    # --tiny `large`: decoder, V=64, d=32, f=4, 2 layers, P=4, T=8 (L=12), B=4.
+    "large": {
+        "batch": 4,
+        "steps": 8,
+        "flops": 4 * 4 * (2 * (12 * 24 * 32**2 + 4 * 12**2 * 32) + 8 * 2 * 32 * 64),  # 10,551,296
+        "recomputed": 4 * 2 * 32 * 2 * 12**2,  # 73,728
+        "parameters": hand_parameters(32, 64, 4 + 8 + 1, 2, 0, 1),  # 30,048
+    },
+}
+# The full shapes: `article` is ARTICLE_FLOPS's update (B=32), `article_b512` the same at B=512; `large`: decoder,
+# V=32000, d=768, f=4, 12 layers, P=64, T=192 (L=256), B=64.
+GPU_SHAPES = {
+    "article": {
+        "batch": 32,
+        "steps": 16,
+        "flops": ARTICLE_FLOPS,
+        "recomputed": ARTICLE_RECOMPUTED,
+        "parameters": hand_parameters(256, 10_000, 8 + 17, 12, 6, 2),  # 16,196,624
+    },
+    "article_b512": {
+        "batch": 512,
+        "steps": 16,
+        "flops": 16 * ARTICLE_FLOPS,  # 714,575,183,872
+        "recomputed": 16 * ARTICLE_RECOMPUTED,
+        "parameters": hand_parameters(256, 10_000, 8 + 17, 12, 6, 2),
+    },
+    "large": {
+        "batch": 64,
+        "steps": 192,
+        "flops": 4 * 64 * (12 * (256 * 24 * 768**2 + 4 * 256**2 * 768) + 192 * 2 * 768 * 32_000),  # 14.17e12
+        "recomputed": 64 * 2 * 768 * 12 * 256**2,  # 77,309,411,328
+        "parameters": hand_parameters(768, 32_000, 64 + 192 + 1, 12, 0, 1),  # 134,437,376
+    },
+}
+
+
+def check_gpu_figures(figures: dict, shapes: dict, peak_tflops: float, cuda: bool) -> None:
+    """The script's figures against the hand counts; the timings (updates/s) only finite and positive, and every
+    rate tied to them."""
+    for name, shape in shapes.items():
+        f = {key.removeprefix(f"{name}."): value for key, value in figures.items() if key.startswith(f"{name}.")}
+        assert math.isfinite(f["updates_per_s"]) and f["updates_per_s"] > 0, name
+        assert f["batch"] == shape["batch"] and f["parameters"] == shape["parameters"], name
+        assert f["flops_per_update"] == shape["flops"], name
+        if cuda:  # attention's kernel is chosen at run time: the math path's backward recomputes no scores
+            assert shape["flops"] <= f["flops_per_update_counted"] <= shape["flops"] + shape["recomputed"], name
+            assert math.isfinite(f["max_memory_gb"]) and 0 < f["max_memory_gb"] < 200, name
+        else:
+            assert f["flops_per_update_counted"] == shape["flops"] + shape["recomputed"], name
+            assert "max_memory_gb" not in f, name
+        # An update trains on batch * steps transitions.
+        transitions = shape["batch"] * shape["steps"]
+        assert f["transitions_per_s"] == pytest.approx(f["updates_per_s"] * transitions, rel=1e-12), name
+        achieved = shape["flops"] * f["updates_per_s"] / 1e12
+        assert f["achieved_tflops"] == pytest.approx(achieved, rel=1e-12), name
+        assert f["mfu"] == pytest.approx(achieved / peak_tflops, rel=1e-12), name
+    assert set(figures) == {"device", "peak_tflops", "torch"} | {
+        f"{name}.{key}"
+        for name in shapes
+        for key in (
+            "updates_per_s",
+            "transitions_per_s",
+            "flops_per_update",
+            "flops_per_update_counted",
+            "achieved_tflops",
+            "mfu",
+            "batch",
+            "parameters",
+            "timed_updates",
+            *(["max_memory_gb"] if cuda else []),
+        )
+    }
+
+
+def check_tiny_cpu_figures(figures: dict, torch_version: str) -> None:
+    """`--device cpu --tiny` with the default peak: tiny shapes, one untimed and three timed updates each."""
+    assert figures["device"] == "cpu" and figures["peak_tflops"] == 790.0 and figures["torch"] == torch_version
+    check_gpu_figures(figures, TINY_GPU_SHAPES, 790.0, cuda=False)
+    assert figures["article.timed_updates"] == figures["large.timed_updates"] == 3
 
 
 def test_gpu_script_runs_tiny_on_cpu(tmp_path):
-    figures = _run_gpu_script(tmp_path, "--device", "cpu", "--tiny")
-    assert figures["device"] == "cpu" and figures["peak_tflops"] == 790.0
-    _check_gpu_figures(figures, ("article", "large"))
+    check_tiny_cpu_figures(_run_gpu_script(tmp_path, "--device", "cpu", "--tiny"), torch.__version__)
+
+
+def test_gpu_script_measures_mfu_against_the_peak_it_is_given(tmp_path):
+    figures = _run_gpu_script(tmp_path, "--device", "cpu", "--tiny", "--peak-tflops", "0.5")
+    assert figures["peak_tflops"] == 0.5
+    check_gpu_figures(figures, TINY_GPU_SHAPES, 0.5, cuda=False)
 
 
 @pytest.mark.gpu
 def test_gpu_script_on_cuda(tmp_path):
     figures = _run_gpu_script(tmp_path, "--warmup", "2", "--updates", "5", "--seconds", "10")
-    _check_gpu_figures(figures, ("article", "article_b512", "large"))
+    assert figures["device"] == torch.cuda.get_device_name() and figures["peak_tflops"] == 790.0
+    check_gpu_figures(figures, GPU_SHAPES, 790.0, cuda=True)
+    for name in GPU_SHAPES:
+        assert 1 <= figures[f"{name}.timed_updates"] <= 5
     assert figures["large.mfu"] < 1
