@@ -124,3 +124,25 @@ def test_a_reward_function_that_raises_stops_the_run_clearly_and_keeps_checkpoin
     base[base.index(str(run))] = str(tmp_path / "run_nan")  # a run directory holds one run
     nan = run_cli(*base, "task.name=tests.reward_fns:returns_nan", cwd=repo)
     assert nan.returncode == 2 and "returned nan" in nan.stderr
+
+
+@pytest.mark.slow
+def test_keywords_q_learning_raises_coverage_and_keeps_the_prior_fluent(tmp_path):
+    # Measured on 2 cores (seed 0, 200 held-out prompt pairs): coverage 0.0075 -> 0.5475 in 100 updates, prior
+    # perplexity of the generations 11.6 -> 13.7; about 2 minutes, pretraining included.
+    lm = tmp_path / "lm"
+    pretrain(
+        load_config(
+            "keywords", ["task.corpus_sentences=10000", "pretrain.steps=200", "pretrain.heldout_sentences=300"]
+        ),
+        lm,
+    )
+    cfg = load_config(
+        "keywords",
+        [f"init.from_run={lm}", "train.total_updates=100", "train.max_seconds=900", "task.eval_prompts=200"],
+    )
+    ev = train_serial(cfg, tmp_path / "kw", "keywords")["eval"]
+    base = ev["baseline"]
+    assert ev["num_prompts"] == base["num_prompts"] == 200
+    assert ev["keyword_coverage"] - base["keyword_coverage"] >= 0.20, (base["keyword_coverage"], ev["keyword_coverage"])
+    assert ev["prior_perplexity"] <= 2 * base["prior_perplexity"], (base["prior_perplexity"], ev["prior_perplexity"])
