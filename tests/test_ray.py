@@ -125,7 +125,14 @@ def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_pat
     tags = acc.Tags()
     missing = [t for t in REQUIRED_TAGS if t not in tags["scalars"]]
     assert not missing, missing
-    assert "samples/values" in tags["images"]
+    assert "samples/values/0" in tags["images"] and acc.Images("samples/values/0")[-1].width >= 800
+    # Training time excludes evaluation and checkpoints, as in serial mode.
+    timers = summary["timers"]
+    excluded = timers["evaluate"] + timers["checkpoint"]
+    assert excluded > 0 and summary["train_time_s"] + excluded <= summary["wall_time_s"] + 0.01
+    # weights/version: the newest weights published to the actors, as in serial mode; published every 10 updates.
+    versions = [e.value for e in acc.Scalars("weights/version")]
+    assert all(v % 10 == 0 for v in versions) and versions == sorted(versions)
     text_tags = tags["tensors"]  # text summaries are stored as tensors
     assert any(t.startswith("config") for t in text_tags) and any(t.startswith("samples/greedy") for t in text_tags)
     success = [e.value for e in acc.Scalars("charts/success_rate")]
