@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Installs tokenq on a cluster node from the copy that file_mounts put in ~/tokenq. Used by every YAML here.
+# Installs tokenq into ~/tokenq-venv on a cluster node, from the copy of the repository that file_mounts put there
+# (the one holding this script, wherever the YAML mounts it). Used by every YAML here.
 #
 # PyTorch is installed first, with the pip arguments in TOKENQ_TORCH, because tokenq's own requirement (torch>=2.4)
 # would take PyPI's Linux build, which is the large CUDA one. Unset, nodes with an NVIDIA driver take that CUDA build
-# and the others the CPU wheel from PyTorch's index. To choose, set it in the YAML's setup_commands, e.g.
-#   - TOKENQ_TORCH="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121" bash ~/tokenq/cluster/common-setup.sh
-#   - TOKENQ_TORCH="torch==2.13.0" bash ~/tokenq/cluster/common-setup.sh    # whatever pip's own configuration serves
+# and the others the CPU wheel from PyTorch's index. To choose, prefix the YAML's setup command, e.g.
+#   TOKENQ_TORCH="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121" bash .../common-setup.sh
+#   TOKENQ_TORCH="torch==2.13.0" bash .../common-setup.sh   # from wherever pip's own configuration points
 set -euo pipefail
-cd ~/tokenq
-python3 -m venv ~/tokenq-venv # Ubuntu: needs the python3-venv package
+cd "$(dirname "$0")/.."
+python3 -m venv ~/tokenq-venv  # Ubuntu: needs the python3-venv package
 . ~/tokenq-venv/bin/activate
 python -m pip install -q --upgrade pip
 if [ -z "${TOKENQ_TORCH:-}" ]; then

@@ -1,15 +1,13 @@
 """The entry script for `ray submit cluster/<x>.yaml cluster/train_job.py -- <tokenq train arguments>`.
 
-It runs on the head node and joins the running cluster (address "auto") unless the arguments name one.
+It runs on the head node (with the tokenq that cluster/common-setup.sh installed there) and joins the running
+cluster (address "auto") unless the arguments name one.
 """
 
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, also when run from a copy
-
-from tokenq.cli import main  # noqa: E402
+from tokenq.cli import main
 
 if __name__ == "__main__":
     args = sys.argv[1:]
