@@ -8,8 +8,6 @@ import re
 import zipfile
 from pathlib import Path
 
-import torch
-
 _NAME = re.compile(r"^ckpt_(\d{8})\.pt$")
 
 
@@ -36,6 +34,8 @@ def list_checkpoints(directory: Path) -> list[Path]:
 
 def save_checkpoint(directory: Path, updates: int, state: dict, keep: int) -> Path:
     """Write to a temporary file, fsync, then rename, so a crash never leaves a half-written checkpoint."""
+    import torch  # here, not at the top: naming and listing checkpoints (the CLI's checks) stays torch-free
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(directory, updates)
@@ -52,6 +52,8 @@ def save_checkpoint(directory: Path, updates: int, state: dict, keep: int) -> Pa
 
 def load_checkpoint(path: Path) -> dict:
     """Load with weights_only=True: tensors and plain containers only, never arbitrary objects."""
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

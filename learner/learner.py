@@ -6,29 +6,13 @@ Plain Python (no ray): the serial driver calls it directly, distributed/hosts.py
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from learner.config import LearnerConfig, QNetConfig
 from learner.losses import double_dqn_loss, sequence_priorities, valid_mask
-from learner.model import QNetConfig, QNetwork
-
-
-@dataclass
-class LearnerConfig:
-    batch_size: int = 32  # episodes per update
-    lr: float = 1e-3  # AdamW learning rate
-    weight_decay: float = 0.0  # AdamW weight decay
-    grad_clip: float = 10.0  # global gradient-norm clip
-    gamma: float = 0.99  # discount factor in [0, 1)
-    n_step: int = 1  # n-step returns; n > 1 propagates faster but is biased off-policy (no correction)
-    huber_delta: float = 1.0  # Huber loss threshold on the TD error
-    target_update_every: int = 25  # hard copy every K updates (when target_tau == 0)
-    target_tau: float = 0.0  # Polyak factor per update; 0 means hard copies
-    device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
-    max_nonfinite: int = 3  # non-finite updates in a row (each skipped) before rolling back to the last good state
-    max_rollbacks: int = 3  # rollbacks to the same good state (no checkpoint since) before the run stops as diverged
+from learner.model import QNetwork
 
 
 class DivergedError(RuntimeError):

@@ -12,30 +12,11 @@ generated so far beyond the attention read itself).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-@dataclass
-class QNetConfig:
-    vocab_size: int = 12  # Q-values per position; 0 in a run config: the task's vocabulary
-    d_model: int = 64  # width of every layer
-    n_heads: int = 4  # attention heads (d_model must divide by it)
-    n_layers: int = 1  # decoder layers (the whole stack for arch="decoder")
-    n_enc_layers: int = 1  # encoder layers, arch="encdec" only
-    mlp_ratio: int = 4  # MLP hidden width / d_model
-    max_prompt_len: int = 16  # longest prompt (position embeddings); 0 in a run config: the task's
-    max_gen_len: int = 16  # the most tokens one episode can generate (the article's max_length); 0: the task's
-    arch: str = "encdec"  # "encdec" or "decoder"
-    dueling: bool = False  # Q = V + A - mean(A) (Wang et al. 2016)
-    dueling_norm: str = "mean"  # "mean", or "max": Q = V + A - max(A), so the greedy action's Q is V(s)
-    tie_embeddings: bool = False  # the Q head shares the token embedding matrix (Press & Wolf 2017)
-    copy_head: bool = False  # add g(s) to Q(s, a) for every token a of the prompt (a pointer, See et al. 2017)
-    bos_id: int = 1  # the token that starts the decoder (arch=encdec); set from the task's tokenizer
-    sep_id: int = 3  # the token between prompt and generation (arch=decoder); set from the task's tokenizer
+from learner.config import QNetConfig
 
 
 class Attention(nn.Module):

@@ -111,6 +111,7 @@ REVERSE_RECOMPUTED = 32 * 2 * 64 * 2 * 14**2  # 1,605,632
 ARTICLE_RECOMPUTED = 32 * 2 * 256 * (6 * 8**2 + 6 * (16**2 + 16 * 8))  # 44,040,192
 
 
+@pytest.mark.slow  # times the article's network: seconds
 def test_learner_figures_are_hand_counted_work_over_the_timed_seconds(monkeypatch):
     net, task = bench._spec("reverse").net_cfg, bench._spec("reverse").task
     # The shape REVERSE_FLOPS is counted for: a change to the preset must change the hand count too.
@@ -275,6 +276,7 @@ def test_gpu_script_runs_tiny_on_cpu(tmp_path):
     check_tiny_cpu_figures(_run_gpu_script(tmp_path, "--device", "cpu", "--tiny"), torch.__version__)
 
 
+@pytest.mark.slow
 def test_gpu_script_measures_mfu_against_the_peak_it_is_given(tmp_path):
     figures = _run_gpu_script(tmp_path, "--device", "cpu", "--tiny", "--peak-tflops", "0.5")
     assert figures["peak_tflops"] == 0.5

@@ -6,6 +6,7 @@ import json
 import pytest
 from procs import run_cli
 
+from tokenq.cli import main
 from tokenq.config import load_config
 from tokenq.evaluate_run import evaluate_run, generate_one
 from tokenq.pretrain import pretrain
@@ -45,17 +46,17 @@ def test_keywords_from_a_warm_start_reports_text_metrics(lm_run, tmp_path):
     assert n >= 1 and all(len(out[k]) == n for k in ("values", "q_taken", "rewards"))
 
 
-def test_bad_prompts_and_missing_warm_start_are_one_sentence(lm_run, tmp_path):
+def test_bad_prompts_and_missing_warm_start_are_one_sentence(lm_run, tmp_path, capsys):
     bad = tmp_path / "prompts.txt"
     bad.write_text("man house\nman qqqzzz\n")
     cmd = ["train", "--mode", "serial", "--config", "keywords", "--run-dir", str(tmp_path / "r")]
     proc = run_cli(*cmd, f"init.from_run={lm_run}", f"task.prompts_file={bad}")
     assert proc.returncode == 2
     assert "prompts.txt line 2 ('man qqqzzz'): word 'qqqzzz' is not in the vocabulary" in proc.stderr
-    proc = run_cli(*cmd)
-    assert proc.returncode == 2 and "needs init.from_run=DIR" in proc.stderr and "Traceback" not in proc.stderr
-    gen = run_cli("generate", "--run-dir", str(lm_run), "--prompt", "man qqqzzz")
-    assert gen.returncode == 2 and "word 'qqqzzz' is not in the vocabulary" in gen.stderr
+    # The same entry point in this process (the subprocess above shows the installed command's path).
+    assert main(cmd) == 2 and "needs init.from_run=DIR" in capsys.readouterr().err
+    assert main(["generate", "--run-dir", str(lm_run), "--prompt", "man qqqzzz"]) == 2
+    assert "word 'qqqzzz' is not in the vocabulary" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -17,27 +17,23 @@ log = logging.getLogger("tokenq")
 PRESET_NAMES = "reverse, copy, sort, add, tiny, keywords, fluency, article"
 
 
-def user_errors() -> tuple[type[Exception], ...]:
-    """The errors a user can fix: reported as their one sentence, exit code 2."""
-    from actors.tasks import TaskError
-    from actors.text import TextError
-    from distributed.driver import PlacementError
-    from learner.checkpoint import CheckpointError
-    from learner.learner import DivergedError
-    from replay.format import CodecError
-    from replay.shard import SnapshotError
-    from tokenq.config import ConfigError
+# The errors a user can fix, by module: reported as their one sentence, exit code 2.
+USER_ERRORS = {
+    "tokenq.config": "ConfigError",
+    "actors.tasks": "TaskError",
+    "actors.text": "TextError",
+    "learner.checkpoint": "CheckpointError",
+    "learner.learner": "DivergedError",
+    "replay.format": "CodecError",
+    "replay.shard": "SnapshotError",
+    "distributed.driver": "PlacementError",
+}
 
-    return (
-        ConfigError,
-        TaskError,
-        CheckpointError,
-        TextError,
-        SnapshotError,
-        CodecError,
-        DivergedError,
-        PlacementError,
-    )
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The user-error classes of the modules loaded so far: an error cannot come from a module never imported, and
+    importing one (torch, ray) only to name its error would slow every message down."""
+    return tuple(getattr(sys.modules[m], name) for m, name in USER_ERRORS.items() if m in sys.modules)
 
 
 def check_distributed_is_ours() -> str | None:

@@ -17,8 +17,7 @@ from typing import Any
 
 import yaml
 
-from learner.learner import LearnerConfig
-from learner.model import QNetConfig
+from learner.config import LearnerConfig, QNetConfig
 
 
 class ConfigError(ValueError):

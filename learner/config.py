@@ -1,0 +1,44 @@
+"""The learner's configuration: the Q-network's shape and the Double-DQN learner's settings.
+
+Plain dataclasses (no torch), so that reading and checking a config costs nothing; each field's comment is its
+documentation (`tokenq config` prints it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class QNetConfig:
+    vocab_size: int = 12  # Q-values per position; 0 in a run config: the task's vocabulary
+    d_model: int = 64  # width of every layer
+    n_heads: int = 4  # attention heads (d_model must divide by it)
+    n_layers: int = 1  # decoder layers (the whole stack for arch="decoder")
+    n_enc_layers: int = 1  # encoder layers, arch="encdec" only
+    mlp_ratio: int = 4  # MLP hidden width / d_model
+    max_prompt_len: int = 16  # longest prompt (position embeddings); 0 in a run config: the task's
+    max_gen_len: int = 16  # the most tokens one episode can generate (the article's max_length); 0: the task's
+    arch: str = "encdec"  # "encdec" or "decoder"
+    dueling: bool = False  # Q = V + A - mean(A) (Wang et al. 2016)
+    dueling_norm: str = "mean"  # "mean", or "max": Q = V + A - max(A), so the greedy action's Q is V(s)
+    tie_embeddings: bool = False  # the Q head shares the token embedding matrix (Press & Wolf 2017)
+    copy_head: bool = False  # add g(s) to Q(s, a) for every token a of the prompt (a pointer, See et al. 2017)
+    bos_id: int = 1  # the token that starts the decoder (arch=encdec); set from the task's tokenizer
+    sep_id: int = 3  # the token between prompt and generation (arch=decoder); set from the task's tokenizer
+
+
+@dataclass
+class LearnerConfig:
+    batch_size: int = 32  # episodes per update
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    grad_clip: float = 10.0  # global gradient-norm clip
+    gamma: float = 0.99  # discount factor in [0, 1)
+    n_step: int = 1  # n-step returns; n > 1 propagates faster but is biased off-policy (no correction)
+    huber_delta: float = 1.0  # Huber loss threshold on the TD error
+    target_update_every: int = 25  # hard copy every K updates (when target_tau == 0)
+    target_tau: float = 0.0  # Polyak factor per update; 0 means hard copies
+    device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
+    max_nonfinite: int = 3  # non-finite updates in a row (each skipped) before rolling back to the last good state
+    max_rollbacks: int = 3  # rollbacks to the same good state (no checkpoint since) before the run stops as diverged
