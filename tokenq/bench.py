@@ -318,7 +318,7 @@ def bench_publish(reps: int, num_actors: int = 2) -> dict:
     initialised with 1 + num_actors CPUs."""
     import ray
 
-    from distributed.driver import ApeXRun
+    from distributed.launch import ApeXRun
     from tokenq.build import host_factories
 
     overrides = [*ARTICLE_OVERRIDES, f"actors.num_actors={num_actors}", f"train.publish_every={10**9}"]

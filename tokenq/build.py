@@ -13,7 +13,7 @@ import numpy as np
 
 from actors.rollout import RolloutWorker
 from actors.tasks import PromptSource, Task, TaskError, heldout_prompts, make_task
-from distributed.driver import HostFactories
+from distributed.launch import HostFactories
 from learner.learner import Learner
 from learner.model import QNetConfig
 from learner.tabular import State, q_star

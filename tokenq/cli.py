@@ -26,7 +26,7 @@ USER_ERRORS = {
     "learner.learner": "DivergedError",
     "replay.format": "CodecError",
     "replay.shard": "SnapshotError",
-    "distributed.driver": "PlacementError",
+    "distributed.launch": "PlacementError",
 }
 
 

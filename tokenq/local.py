@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distributed.driver import ray_mode, train_distributed
+from distributed.driver import train_distributed
+from distributed.launch import ray_mode
 from tokenq.build import RunSpec, build_spec, host_factories
 from tokenq.config import Config
 from tokenq.recorder import RunRecorder
