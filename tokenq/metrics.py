@@ -70,7 +70,7 @@ def value_figure(sample: dict):
     ax.legend(loc="best", fontsize="small")
     if bad:
         ax.text(0.01, 0.02, "dotted: non-finite V/Q", transform=ax.transAxes, fontsize="small")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.2)  # fixed margins: tight_layout draws twice
     return fig
 
 
