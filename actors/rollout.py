@@ -10,9 +10,9 @@ import torch
 
 from actors.policy import epsilon_greedy
 from actors.tasks import PromptSource, Task
-from actors.tokenizer import EOS, PAD
+from actors.tokenizer import PAD
 from learner.losses import nstep_targets, sequence_priorities
-from learner.model import QNetConfig, QNetwork
+from learner.model import QNetConfig, QNetwork, make_network
 from replay.episodes import EpisodeBatch
 
 
@@ -41,7 +41,7 @@ def generate(
         actions[alive, t] = a[alive]
         q_taken[alive, t] = q_np[alive, a[alive]]
         values[alive, t] = q_np[alive].max(1)
-        ended = alive & (a == EOS)
+        ended = alive & (a == task.tokenizer.eos_id)
         lengths[ended] = t + 1
         alive &= ~ended
         if not alive.any() or t == S - 1:
@@ -81,7 +81,7 @@ class RolloutWorker:
         self.explore, self.temperature = explore, temperature
         self.epsilon, self.batch_size, self.gamma, self.n_step = epsilon, batch_size, gamma, n_step
         self.rng = np.random.default_rng(seed)
-        self.net = QNetwork(net_cfg).eval()
+        self.net = make_network(net_cfg).eval()
         self.weights_version = -1
         self.env_steps = 0
         self.episodes = 0

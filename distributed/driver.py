@@ -25,7 +25,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from distributed.codec import unpack_weights
 from distributed.launch import ApeXRun, HostFactories, check_snapshots, start_ray
 from learner.checkpoint import latest_checkpoint, load_checkpoint
-from learner.model import QNetwork
+from learner.model import make_network
 from replay.shard import beta_at
 
 log = logging.getLogger("tokenq")
@@ -106,7 +106,7 @@ class ApeXDriver:
     def __init__(self, cfg, spec, run: ApeXRun, rec, resume: dict | None, stop_request: Any):
         self.cfg, self.spec, self.run_, self.rec, self.resume = cfg, spec, run, rec, resume
         self.stop_request = stop_request
-        self.eval_net = QNetwork(spec.net_cfg).eval()
+        self.eval_net = make_network(spec.net_cfg).eval()
         self.c = DriverCounters()
         self.metrics: dict[str, float] = {}
         self.learning = False
@@ -127,7 +127,7 @@ class ApeXDriver:
     def _start(self) -> None:
         cfg, c = self.cfg, self.c
         self.rec.timer.restart()  # starting Ray and placing the actors is not training time
-        if cfg.init.from_run and self.resume is None:  # the learner published its warm-start weights: evaluate them
+        if (cfg.init.from_run or cfg.init.from_hf) and self.resume is None:  # the learner published its warm-start weights: evaluate them
             self._load_newest_weights()
             self.rec.baseline(self.eval_net)
         if self.resume is not None:

@@ -26,6 +26,11 @@ class QNetConfig:
     copy_head: bool = False  # add g(s) to Q(s, a) for every token a of the prompt (a pointer, See et al. 2017)
     bos_id: int = 1  # the token that starts the decoder (arch=encdec); set from the task's tokenizer
     sep_id: int = 3  # the token between prompt and generation (arch=decoder); set from the task's tokenizer
+    # How Q(s, .) is read from a Hugging Face causal LM (init.from_hf): "dueling" Q = V(s) + logits - max logits with
+    # a new V head at 0 (the warm start's greedy policy is the LM's); "logits" Q = logits; "separate" a new linear
+    # Q head initialised from the LM head.
+    q_head: str = "dueling"
+    hf_path: str = ""  # the Hugging Face model directory; set from init.from_hf ("" = tokenq's own network)
 
 
 @dataclass
@@ -41,4 +46,5 @@ class LearnerConfig:
     target_tau: float = 0.0  # Polyak factor per update; 0 means hard copies
     device: str = "auto"  # "auto" (cuda when present), "cpu" or "cuda"
     max_nonfinite: int = 3  # non-finite updates in a row (each skipped) before rolling back to the last good state
+    grad_checkpointing: bool = False  # recompute a Hugging Face model's activations in backward to save memory
     max_rollbacks: int = 3  # rollbacks to the same good state (no checkpoint since) before the run stops as diverged

@@ -12,7 +12,7 @@ import torch
 
 from learner.config import LearnerConfig, QNetConfig
 from learner.losses import double_dqn_loss, sequence_priorities, valid_mask
-from learner.model import QNetwork
+from learner.model import make_network
 
 
 class DivergedError(RuntimeError):
@@ -30,7 +30,9 @@ class Learner:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         torch.manual_seed(seed)
-        self.online = QNetwork(net_cfg).to(self.device)
+        self.online = make_network(net_cfg).to(self.device)
+        if cfg.grad_checkpointing:
+            self.online.enable_grad_checkpointing()
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(
             self.online.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True

@@ -190,3 +190,12 @@ class QNetwork(nn.Module):
             x = block(x, memory_kv=mkv, cache=layer_kv, pos=cache.pos)
         cache.pos += T
         return self._q_head(x[:, -1], cache.prompts)
+
+
+def make_network(cfg: QNetConfig) -> nn.Module:
+    """tokenq's own Transformer, or a Hugging Face causal LM with a Q head when `cfg.hf_path` names one."""
+    if cfg.hf_path:
+        from learner.hf import HFQNetwork
+
+        return HFQNetwork(cfg)
+    return QNetwork(cfg)

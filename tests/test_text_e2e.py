@@ -54,7 +54,7 @@ def test_bad_prompts_and_missing_warm_start_are_one_sentence(lm_run, tmp_path, c
     assert proc.returncode == 2
     assert "prompts.txt line 2 ('man qqqzzz'): word 'qqqzzz' is not in the vocabulary" in proc.stderr
     # The same entry point in this process (the subprocess above shows the installed command's path).
-    assert main(cmd) == 2 and "needs init.from_run=DIR" in capsys.readouterr().err
+    assert main(cmd) == 2 and "or init.from_run=DIR" in capsys.readouterr().err
     assert main(["generate", "--run-dir", str(lm_run), "--prompt", "man qqqzzz"]) == 2
     assert "word 'qqqzzz' is not in the vocabulary" in capsys.readouterr().err
 

@@ -34,6 +34,11 @@ class RunSpec:
 def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
     """model.* with vocab_size / max_prompt_len / max_gen_len = 0 taken from the task, checked against it."""
     m = dataclasses.replace(cfg.model)
+    if cfg.init.from_hf:  # the model's own shape; only the sizes the replay needs come from the task
+        return dataclasses.replace(
+            m, hf_path=cfg.init.from_hf, vocab_size=task.vocab_size, max_prompt_len=task.prompt_len,
+            max_gen_len=task.max_steps,
+        )
     m.vocab_size = m.vocab_size or task.vocab_size
     m.max_prompt_len = m.max_prompt_len or task.prompt_len
     m.max_gen_len = m.max_gen_len or task.max_steps
@@ -109,6 +114,9 @@ def init_learner(learner, cfg: Config) -> None:
     """Start online and target networks from init.from_run's newest checkpoint (the optimizer starts fresh)."""
     from tokenq.text_setup import init_checkpoint, load_weights
 
+    if not cfg.init.from_run:
+        return  # a Hugging Face network starts from init.from_hf as it is built
+
     state = init_checkpoint(Path(cfg.init.from_run))
     load_weights(learner.online, state, cfg.init.from_run)
     learner.target.load_state_dict(learner.online.state_dict())
@@ -123,8 +131,7 @@ def _worker_from_config(config: dict, epsilon: float, seed: int) -> RolloutWorke
 def _learner_from_config(config: dict) -> Learner:
     cfg = config_from_dict(config)
     learner = Learner(cfg.learner, resolve_net_config(cfg, build_task(cfg)), seed=cfg.train.seed)
-    if cfg.init.from_run:
-        init_learner(learner, cfg)
+    init_learner(learner, cfg)
     return learner
 
 

@@ -44,6 +44,12 @@ class TaskConfig:
     prior_reward: str = "gap"  # "gap": log p(a|s) - max log p(.|s); "logp": log p(a|s)
     prompts_file: str = ""  # training prompts, one per line or JSONL {"prompt": ...}
     eval_prompts_file: str = ""  # held-out evaluation prompts
+    # Text tasks on a Hugging Face model (init.from_hf):
+    chat_template: str = "auto"  # "auto": prompts go through the tokenizer's chat template when it has one; "none"
+    max_prompt_tokens: int = 64  # longest prompt in tokens (chat template included); longer ones are refused
+    banned: str = "e"  # lipogram: letters no generated token may contain
+    banned_reward: float = -1.0  # lipogram: reward for each generated token whose text holds a banned letter
+    min_words: int = 4  # lipogram: words a generation needs to count as a constraint success
 
 
 @dataclass
@@ -92,6 +98,7 @@ class TrainConfig:
 @dataclass
 class InitConfig:
     from_run: str = ""  # start from this run's newest checkpoint (a `tokenq pretrain` run for text tasks)
+    from_hf: str = ""  # a Hugging Face causal LM directory (save_pretrained, with its tokenizer) as the Q-network
 
 
 @dataclass
@@ -103,6 +110,9 @@ class PretrainConfig:
     # Share of sentences whose prompt is keywords taken from the sentence itself (the rest: random keywords), so
     # that the prior is a keyword-conditioned language model with a weak copy habit for Q-learning to build on.
     keyword_prompt_frac: float = 0.0  # share of sentences prompted with their own words (the rest: random ones)
+    # "" pretrains tokenq's own network; "llama" a Hugging Face Llama (model.d_model, n_layers, n_heads, mlp_ratio)
+    # with a byte-level BPE tokenizer of task.vocab_size tokens, both saved to RUN_DIR/hf.
+    hf_arch: str = ""
 
 
 @dataclass
@@ -297,6 +307,28 @@ def validate(cfg: Config) -> None:
         0 <= c.pretrain.keyword_prompt_frac <= 1,
         f"pretrain.keyword_prompt_frac must be in [0, 1], got {c.pretrain.keyword_prompt_frac}",
     )
+    _check(c.pretrain.hf_arch in ("", "llama"), f"pretrain.hf_arch must be '' or 'llama', got {c.pretrain.hf_arch!r}")
+    _check(
+        not (c.init.from_hf and c.init.from_run),
+        "init.from_hf and init.from_run cannot be used together: the network comes from one of them",
+    )
+    _check(
+        c.model.q_head in ("dueling", "logits", "separate"),
+        f"model.q_head must be dueling, logits or separate, got {c.model.q_head!r}",
+    )
+    _check(
+        not c.learner.grad_checkpointing or bool(c.init.from_hf),
+        "learner.grad_checkpointing needs a Hugging Face model (init.from_hf)",
+    )
+    _check(
+        c.task.chat_template in ("auto", "none"),
+        f"task.chat_template must be auto or none, got {c.task.chat_template!r}",
+    )
+    _check(
+        c.task.name != "lipogram" or bool(c.init.from_hf),
+        "task lipogram needs a Hugging Face model (init.from_hf=DIR): it rewards the letters of subword tokens",
+    )
+    _check(c.task.min_words >= 0, f"task.min_words must be >= 0, got {c.task.min_words}")
     _check(c.task.vocab_size >= 16, f"task.vocab_size must be at least 16, got {c.task.vocab_size}")
     _check(
         c.model.dueling_norm in ("mean", "max"), f"model.dueling_norm must be mean or max, got {c.model.dueling_norm!r}"
@@ -334,6 +366,7 @@ def validate(cfg: Config) -> None:
         "task.num_keywords",
         "task.keyword_pool",
         "task.max_length",
+        "task.max_prompt_tokens",
         "task.corpus_sentences",
         "pretrain.steps",
         "pretrain.batch_size",

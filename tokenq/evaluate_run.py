@@ -9,7 +9,7 @@ import numpy as np
 from actors.rollout import generate
 from actors.tasks import TaskError
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from learner.model import QNetwork
+from learner.model import QNetwork, make_network
 from tokenq.build import build_spec
 from tokenq.config import ConfigError, config_from_dict
 from tokenq.evaluation import full_eval
@@ -36,7 +36,7 @@ def load_run(run_dir: Path, checkpoint: Path | None = None, num_prompts: int | N
     if path is None:
         raise CheckpointError(f"{run_dir} has no checkpoints to evaluate")
     state = load_checkpoint(path)
-    net = QNetwork(spec.net_cfg)
+    net = make_network(spec.net_cfg)
     load_weights(net, state, path)
     return spec, net.eval(), state, path
 
@@ -79,8 +79,9 @@ def evaluate_run(run_dir: Path, num_prompts: int | None = None, checkpoint: Path
     spec, net, state, path = load_run(run_dir, checkpoint, num_prompts)
     result = full_eval(spec, net)
     init_dir = spec.cfg.init.from_run
-    if init_dir and Path(init_dir).resolve() != run_dir.resolve():
-        # the warm-start policy, on the same prompts
+    if spec.cfg.init.from_hf:  # the warm-start policy (the model as loaded, V at 0), on the same prompts
+        result["baseline"] = full_eval(spec, make_network(spec.net_cfg).eval(), num_samples=2)
+    elif init_dir and Path(init_dir).resolve() != run_dir.resolve():
         base = QNetwork(spec.net_cfg)
         load_weights(base, init_checkpoint(Path(init_dir)), init_dir)
         result["baseline"] = full_eval(spec, base.eval(), num_samples=2)

@@ -19,7 +19,7 @@ from learner.model import QNetConfig, QNetwork
 from tokenq.config import Config, ConfigError
 from tokenq.run_dir import read_run_config
 
-TEXT_TASKS = ("keywords", "fluency")
+TEXT_TASKS = ("keywords", "fluency", "lipogram")
 
 # Function words never chosen as keywords.
 STOPWORDS = set(
@@ -90,10 +90,15 @@ def apply_init_run(cfg: Config) -> None:
 
 
 def build_text_task(cfg: Config) -> TextTask:
+    if cfg.init.from_hf:
+        return build_hf_task(cfg)
+    if cfg.task.name == "lipogram":
+        raise ConfigError("task lipogram needs a Hugging Face model (init.from_hf=DIR)")
     if not cfg.init.from_run:
         raise ConfigError(
-            f"task {cfg.task.name} needs init.from_run=DIR, a run directory made by `tokenq pretrain` (its "
-            "tokenizer and language model are the task's vocabulary and prior)"
+            f"task {cfg.task.name} needs init.from_hf=DIR (a Hugging Face model directory) or init.from_run=DIR (a "
+            "run directory made by `tokenq pretrain`): its tokenizer and language model are the task's vocabulary "
+            "and prior"
         )
     run_dir = Path(cfg.init.from_run)
     tokenizer = WordTokenizer.load(run_dir / "tokenizer.json")
@@ -108,3 +113,49 @@ def load_weights(net: QNetwork, state: dict, source) -> None:
     except (RuntimeError, KeyError, TypeError) as err:
         reason = str(err).strip().splitlines()[0][:120]
         raise CheckpointError(f"the checkpoint in {source} does not fit this model ({reason})") from None
+
+
+def hf_sentences(cfg: Config) -> list[str]:
+    """The corpus as sentences of text: `task.corpus` split at sentence ends, or the built-in grammar's."""
+    from actors.hf_text import read_text_lines, split_sentences
+
+    if cfg.task.corpus:
+        return split_sentences(read_text_lines(Path(cfg.task.corpus)))
+    from actors.corpus.grammar import generate_corpus
+
+    return generate_corpus(cfg.task.corpus_sentences, seed=cfg.train.seed)
+
+
+def build_hf_task(cfg: Config):
+    """A text task on the Hugging Face model in init.from_hf: its tokenizer, and the model itself frozen as the
+    fluency prior; keywords and topics are the corpus's most frequent content words."""
+    from actors.hf_tasks import HFTextTask
+    from actors.hf_text import HFTokenizer, content_words
+    from learner.hf import HFQNetwork, context_length, load_causal_lm
+
+    t = cfg.task
+    lm = load_causal_lm(cfg.init.from_hf)
+    vocab = lm.get_output_embeddings().out_features
+    tokenizer = HFTokenizer.load(cfg.init.from_hf, vocab, t.chat_template)
+    prior_cfg = dataclasses.replace(cfg.model, hf_path=cfg.init.from_hf, q_head="logits")
+    prior = PriorModel(HFQNetwork(prior_cfg, lm=lm)) if t.prior_coef else None
+    task = HFTextTask(
+        t.name,
+        tokenizer,
+        prior,
+        content_words(hf_sentences(cfg), t.keyword_pool),
+        t.num_keywords,
+        t.max_length,
+        t.max_prompt_tokens,
+        context_length(lm),
+        keyword_reward=t.keyword_reward,
+        eos_reward=t.eos_reward,
+        prior_coef=t.prior_coef,
+        prior_reward=t.prior_reward,
+        banned=t.banned,
+        banned_reward=t.banned_reward,
+        min_words=t.min_words,
+    )
+    if t.prompts_file:
+        task.train_prompts = encode_prompt_file(task, t.prompts_file)
+    return task

@@ -1,0 +1,181 @@
+"""A Hugging Face causal language model as the token-level Q-network: Q(s, .) over the model's whole vocabulary.
+
+The LM's own code is untouched (as trlx's ILQL heads sit on a causal LM): the body gives hidden states h_t, the LM
+head gives logits, and a head reads Q from them (QNetConfig.q_head):
+- "dueling": Q = V(s) + logits - max logits, V a new linear head that starts at 0. The warm start's greedy policy
+  is the LM's, and log p(a|s) - max log p(.|s) = logits - max logits, so the `gap` fluency reward is
+  Bellman-consistent from the first update.
+- "logits": Q = logits; "separate": a new linear Q head initialised from the LM head.
+
+Prompts arrive as (B, P) ids right-padded with -1 (each prompt's length kept); the network left-aligns them so that
+every prompt ends at column P-1, with an attention mask and positions counted from each prompt's first token.
+Then Q(s_0) is the output at P-1 and Q(s_t) the output t columns later, for any mix of prompt lengths.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from learner.config import QNetConfig
+
+Q_HEADS = ("dueling", "logits", "separate")
+
+
+class HFModelError(ValueError):
+    """A model directory that cannot serve as a Q-network; the message is one sentence naming it."""
+
+
+def load_causal_lm(path: str) -> nn.Module:
+    """AutoModelForCausalLM from a model directory (or a hub name where a hub is reachable), fp32, or one sentence."""
+    try:
+        from transformers import AutoConfig, AutoModelForCausalLM
+    except ImportError:
+        raise HFModelError('init.from_hf needs the Hugging Face extra: pip install -e ".[hf]"') from None
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per load, in every actor process, drowns the progress lines
+    hf_logging.set_verbosity_error()
+    local = Path(path)
+    if local.exists() and not (local.is_dir() and (local / "config.json").is_file()):
+        raise HFModelError(f"init.from_hf={path} is not a model directory (no config.json, as save_pretrained writes)")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise HFModelError(f"init.from_hf={path} is not a model directory ({_first_line(err)})") from None
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    except ValueError as err:
+        if "Unrecognized configuration class" in str(err):
+            raise HFModelError(
+                f"init.from_hf={path} holds a {type(config).__name__.removesuffix('Config')} model, which is not "
+                "a causal language model (AutoModelForCausalLM cannot load it)"
+            ) from None
+        raise HFModelError(f"cannot load the model in {path} ({_first_line(err)})") from None
+    except OSError as err:
+        raise HFModelError(f"cannot load the model in {path} ({_first_line(err)})") from None
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+
+
+def context_length(lm: nn.Module) -> int | None:
+    """The most positions the model can attend over, where its config says."""
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(lm.config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+@dataclass
+class HFDecodeCache:
+    """The model's own KV cache plus what the next step needs: the attention mask so far and the next positions."""
+
+    past: object  # transformers Cache, updated in place by each forward
+    attention_mask: torch.Tensor  # (B, P + t) long
+    next_pos: torch.Tensor  # (B,) long
+
+
+class HFQNetwork(nn.Module):
+    def __init__(self, cfg: QNetConfig, lm: nn.Module | None = None):
+        super().__init__()
+        if cfg.q_head not in Q_HEADS:
+            raise HFModelError(f"model.q_head must be one of {', '.join(Q_HEADS)}, got {cfg.q_head!r}")
+        self.cfg = cfg
+        self.lm = lm if lm is not None else load_causal_lm(cfg.hf_path)
+        self.lm.config.use_cache = False  # the learner's passes; the actors ask for a cache explicitly
+        lm_head = self.lm.get_output_embeddings()
+        d = lm_head.in_features
+        self.v_head = nn.Linear(d, 1) if cfg.q_head == "dueling" else None
+        if self.v_head is not None:
+            nn.init.zeros_(self.v_head.weight)
+            nn.init.zeros_(self.v_head.bias)
+        self.q_head = None
+        if cfg.q_head == "separate":
+            self.q_head = nn.Linear(d, lm_head.out_features, bias=lm_head.bias is not None)
+            with torch.no_grad():
+                self.q_head.weight.copy_(lm_head.weight)
+                if lm_head.bias is not None:
+                    self.q_head.bias.copy_(lm_head.bias)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.lm.get_output_embeddings().out_features
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def enable_grad_checkpointing(self) -> None:
+        self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def q_values(self, h: torch.Tensor) -> torch.Tensor:
+        """h (B, [T,] D) final hidden states -> Q (B, [T,] V)."""
+        if self.q_head is not None:
+            return self.q_head(h)
+        logits = self.lm.get_output_embeddings()(h)
+        if self.v_head is None:
+            return logits
+        return self.v_head(h) + logits - logits.amax(-1, keepdim=True)
+
+    def _body(self, input_ids, attention_mask, position_ids, past=None) -> tuple[torch.Tensor, object]:
+        body = self.lm.base_model
+        # transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`
+        cache_arg = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+        out = body(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=past is not None,
+            **({cache_arg: past} if past is not None else {}),
+        )
+        return out.last_hidden_state, past
+
+    @staticmethod
+    def left_align(prompts: torch.Tensor, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded prompts (B, P) (-1 = padding) -> left-padded ids and their attention mask, both (B, P)."""
+        B, P = prompts.shape
+        lengths = (prompts >= 0).sum(1)  # (B,)
+        src = torch.arange(P, device=prompts.device)[None, :] - (P - lengths)[:, None]  # column j holds token src
+        mask = src >= 0
+        ids = prompts.gather(1, src.clamp(min=0)).masked_fill(~mask, pad_id)
+        return ids, mask.long()
+
+    def forward(self, prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """prompts (B, P) right-padded with -1, actions (B, T) -> Q(s_t, .) for t = 0..T: (B, T+1, V)."""
+        ids, mask = self.left_align(prompts)
+        P = ids.shape[1]
+        input_ids = torch.cat([ids, actions], dim=1)  # (B, P + T)
+        attention_mask = torch.cat([mask, torch.ones_like(actions)], dim=1)
+        position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+        h, _ = self._body(input_ids, attention_mask, position_ids)
+        return self.q_values(h[:, P - 1 :])  # (B, T+1, V)
+
+    @torch.no_grad()
+    def start(self, prompts: torch.Tensor, max_new: int) -> tuple[torch.Tensor, HFDecodeCache]:
+        """Prefill the prompts into the model's KV cache; Q(s_0, .) (B, V)."""
+        from transformers import DynamicCache
+
+        ids, mask = self.left_align(prompts)
+        position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+        h, past = self._body(ids, mask, position_ids, past=DynamicCache(config=self.lm.config))
+        cache = HFDecodeCache(past, mask, position_ids[:, -1] + 1)
+        return self.q_values(h[:, -1]), cache
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, cache: HFDecodeCache) -> torch.Tensor:
+        """Append one token per sequence (B,) and return Q of the new state (B, V): one position of compute."""
+        cache.attention_mask = torch.cat([cache.attention_mask, torch.ones_like(tokens)[:, None]], dim=1)
+        h, cache.past = self._body(tokens[:, None], cache.attention_mask, cache.next_pos[:, None], cache.past)
+        cache.next_pos = cache.next_pos + 1
+        return self.q_values(h[:, -1])
+
+    @torch.no_grad()
+    def step_naive(self, prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q of the last state by recomputing the whole prefix (no cache): the benchmark's reference."""
+        return self.forward(prompts, actions)[:, -1]
