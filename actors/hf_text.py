@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from actors.text import TextError
+from replay.episodes import PROMPT_PAD
 
-PROMPT_PAD = -1
 KEYWORDS_PROMPT = "Write a sentence with the words {keywords}."
 TOPIC_PROMPT = "Write one sentence about {topic}."
 _KEYWORDS_SLOT = re.compile(r"Write a sentence with the words (.+?)\.")
@@ -133,9 +133,7 @@ class HFTokenizer:
         if self._pieces is None:
             n = len(self.tok)
             texts = self.tok.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
-            self._pieces = [
-                "" if i in self._special or i >= n else texts[i] for i in range(self._vocab_size)
-            ]
+            self._pieces = ["" if i in self._special or i >= n else texts[i] for i in range(self._vocab_size)]
         return self._pieces
 
     def fingerprint(self) -> str:

@@ -139,8 +139,9 @@ class HFQNetwork(nn.Module):
     @staticmethod
     def left_align(prompts: torch.Tensor, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded prompts (B, P) (-1 = padding) -> left-padded ids and their attention mask, both (B, P)."""
-        B, P = prompts.shape
         lengths = (prompts >= 0).sum(1)  # (B,)
+        prompts = prompts[:, : int(lengths.max())]  # columns of padding alone cost compute and change nothing
+        B, P = prompts.shape
         src = torch.arange(P, device=prompts.device)[None, :] - (P - lengths)[:, None]  # column j holds token src
         mask = src >= 0
         ids = prompts.gather(1, src.clamp(min=0)).masked_fill(~mask, pad_id)

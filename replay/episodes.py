@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+PROMPT_PAD = -1  # pads prompts of different lengths on the right: no token has this id, so lengths are kept
+
 # What an episode batch from an actor must hold: name -> (dtype kind, ndim).
 EPISODE_SCHEMA = {"prompts": ("i", 2), "actions": ("i", 2), "rewards": ("f", 2), "lengths": ("i", 1)}
 SAMPLE_SCHEMA = {**EPISODE_SCHEMA, "weights": ("f", 1), "slots": ("i", 1), "generations": ("i", 1)}
@@ -20,13 +22,17 @@ SAMPLE_SCHEMA = {**EPISODE_SCHEMA, "weights": ("f", 1), "slots": ("i", 1), "gene
 class EpisodeBatch:
     """B finished episodes, padded to the longest. Crosses process boundaries as a dict of numpy arrays."""
 
-    prompts: np.ndarray  # (B, P) int
+    prompts: np.ndarray  # (B, P) int, right-padded with PROMPT_PAD where prompts differ in length
     actions: np.ndarray  # (B, T) int, PAD after each episode's end
     rewards: np.ndarray  # (B, T) float32, 0 after each episode's end
     lengths: np.ndarray  # (B,) int, tokens generated, EOS included
     priorities: np.ndarray | None = None  # (B,) actor-side initial priorities
     q_taken: np.ndarray | None = None  # (B, T) Q(s_t, a_t) of the acting network
     values: np.ndarray | None = None  # (B, T) max_a Q(s_t, a) of the acting network
+
+    @property
+    def prompt_lengths(self) -> np.ndarray:
+        return (self.prompts != PROMPT_PAD).sum(1)
 
     @property
     def returns(self) -> np.ndarray:
@@ -44,13 +50,17 @@ class EpisodeBatch:
 class SampledBatch:
     """A prioritized sample of episodes; `slots` and `generations` identify them for priority updates."""
 
-    prompts: np.ndarray  # (B, P) int
+    prompts: np.ndarray  # (B, P) int, right-padded with PROMPT_PAD
     actions: np.ndarray  # (B, T) int, T = the longest sampled episode
     rewards: np.ndarray  # (B, T) float32
     lengths: np.ndarray  # (B,) int
     weights: np.ndarray  # (B,) float32 importance weights, max 1
     slots: np.ndarray  # (B,) int
     generations: np.ndarray  # (B,) int: the insert count of each slot, so stale updates are dropped
+
+    @property
+    def prompt_lengths(self) -> np.ndarray:
+        return (self.prompts != PROMPT_PAD).sum(1)
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return dict(self.__dict__)

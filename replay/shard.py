@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.episodes import EpisodeBatch, SampledBatch
+from replay.episodes import PROMPT_PAD, EpisodeBatch, SampledBatch
 from replay.format import CodecError, pack_arrays, read_sealed, rng_state, set_rng_state, unpack_arrays, write_sealed
 from replay.sum_tree import SumTree
 
@@ -45,7 +45,7 @@ class ReplayShard:
         priority_eps: float = 1e-3,
     ):
         self.capacity, self.alpha, self.priority_eps = capacity, alpha, priority_eps
-        self.prompts = np.zeros((capacity, prompt_len), dtype=np.int32)
+        self.prompts = np.full((capacity, prompt_len), PROMPT_PAD, dtype=np.int32)
         self.actions = np.zeros((capacity, max_steps), dtype=np.int32)
         self.rewards = np.zeros((capacity, max_steps), dtype=np.float32)
         self.lengths = np.zeros(capacity, dtype=np.int32)
@@ -84,7 +84,8 @@ class ReplayShard:
         n = len(batch.lengths)
         slots = (self.next_slot + np.arange(n)) % self.capacity
         T = batch.actions.shape[1]
-        self.prompts[slots] = batch.prompts
+        self.prompts[slots] = PROMPT_PAD
+        self.prompts[slots, : batch.prompts.shape[1]] = batch.prompts
         self.actions[slots] = 0
         self.actions[slots, :T] = batch.actions
         self.rewards[slots] = 0

@@ -32,7 +32,8 @@ def train_tokenizer(vocab_size: int = 400, chat_template: str | None = None):
 
 
 def save_tiny_model(path: Path, arch: str = "llama", vocab_size: int = 400, chat_template: str | None = None, seed=0):
-    """A randomly initialised tiny causal LM and its tokenizer, saved with save_pretrained to `path`."""
+    """A randomly initialised tiny causal LM and its tokenizer, saved with save_pretrained to `path`. Weights are
+    drawn wider than usual (std 0.2) so that greedy text depends on the prompt, not one token repeated."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
@@ -41,12 +42,22 @@ def save_tiny_model(path: Path, arch: str = "llama", vocab_size: int = 400, chat
     torch.manual_seed(seed)
     if arch == "llama":
         cfg = LlamaConfig(
-            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=True, **ids,
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            tie_word_embeddings=True,
+            initializer_range=0.2,
+            **ids,
         )
         model = LlamaForCausalLM(cfg)
     else:
-        cfg = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=128, **ids)
+        cfg = GPT2Config(
+            vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=128, initializer_range=0.2, **ids
+        )
         model = GPT2LMHeadModel(cfg)
     model.save_pretrained(path)
     tok.save_pretrained(path)

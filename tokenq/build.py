@@ -36,7 +36,10 @@ def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
     m = dataclasses.replace(cfg.model)
     if cfg.init.from_hf:  # the model's own shape; only the sizes the replay needs come from the task
         return dataclasses.replace(
-            m, hf_path=cfg.init.from_hf, vocab_size=task.vocab_size, max_prompt_len=task.prompt_len,
+            m,
+            hf_path=cfg.init.from_hf,
+            vocab_size=task.vocab_size,
+            max_prompt_len=task.prompt_len,
             max_gen_len=task.max_steps,
         )
     m.vocab_size = m.vocab_size or task.vocab_size

@@ -1,5 +1,5 @@
-"""The `tokenq` command: train, eval, pretrain, generate, config, bench. Errors users can fix are one sentence and
-exit code 2.
+"""The `tokenq` command: train, eval, pretrain, generate, export, config, bench. Errors users can fix are one
+sentence and exit code 2.
 
 Module-level imports are the standard library only, so that `tokenq --help` answers at once; each command imports
 what it needs.
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger("tokenq")
-PRESET_NAMES = "reverse, copy, sort, add, tiny, keywords, fluency, article"
+PRESET_NAMES = "reverse, copy, sort, add, tiny, keywords, fluency, article, hf-small"
 
 
 # The errors a user can fix, by module: reported as their one sentence, exit code 2.
@@ -23,6 +23,7 @@ USER_ERRORS = {
     "actors.tasks": "TaskError",
     "actors.text": "TextError",
     "learner.checkpoint": "CheckpointError",
+    "learner.hf": "HFModelError",
     "learner.learner": "DivergedError",
     "replay.format": "CodecError",
     "replay.shard": "SnapshotError",
@@ -106,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("name", nargs="?", default="reverse", help=f"a preset ({PRESET_NAMES}) or a YAML file")
     c.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
 
+    x = sub.add_parser("export", help="write a Hugging Face run as a standard model directory (logits = Q)")
+    x.add_argument("--run-dir", type=Path, required=True)
+    x.add_argument("--out", type=Path, required=True, help="a new directory for the model and its tokenizer")
+    x.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file (default: the newest in the run)")
+
     b = sub.add_parser("bench", help="measure rollout and learner throughput; prints figures")
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
     b.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
@@ -152,9 +158,10 @@ def cmd_pretrain(args) -> int:
 
     overrides = list(args.overrides) + ([f"task.corpus={args.corpus}"] if args.corpus else [])
     summary = pretrain(load_config(args.config, overrides), args.run_dir)
+    use = f"init.from_hf={summary['hf_dir']}" if "hf_dir" in summary else f"init.from_run={args.run_dir}"
     print(
         f"done: {summary['steps']} steps on {summary['sentences']} sentences, vocabulary {summary['vocab_size']}; "
-        f"held-out perplexity {summary['heldout_perplexity']}; use init.from_run={args.run_dir}"
+        f"held-out perplexity {summary['heldout_perplexity']}; use {use}"
     )
     return 0
 
@@ -187,6 +194,17 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from tokenq.export import export_run
+
+    info = export_run(args.run_dir, args.out, args.checkpoint)
+    print(
+        f"exported {info['architecture']} (q_head {info['q_head']}, {info['learner_updates']} updates) to "
+        f"{info['out']}; load it with AutoModelForCausalLM.from_pretrained"
+    )
+    return 0
+
+
 def cmd_bench(args) -> int:
     from tokenq.bench import run_bench
 
@@ -215,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "pretrain": cmd_pretrain,
         "generate": cmd_generate,
         "config": cmd_config,
+        "export": cmd_export,
     }
     try:
         return commands[args.command](args)

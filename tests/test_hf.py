@@ -1,0 +1,254 @@
+"""Hugging Face causal LMs as the Q-network: heads, KV cache, padding, rewards on decoded text, bad input.
+
+Tiny models are built from configs and tokenizers trained here (tests/hf_models.py): nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from hf_models import save_tiny_model, train_tokenizer  # noqa: E402
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM  # noqa: E402
+
+from actors.hf_tasks import HFTextTask  # noqa: E402
+from actors.hf_text import HFTokenizer, keywords_prompt, pad_prompts  # noqa: E402
+from learner.config import QNetConfig  # noqa: E402
+from learner.hf import HFQNetwork  # noqa: E402
+
+
+def tiny_lm(arch: str, seed: int = 0, vocab: int = 101):
+    torch.manual_seed(seed)
+    if arch == "llama":
+        cfg = LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            initializer_range=0.2,
+        )
+        return LlamaForCausalLM(cfg).eval()
+    cfg = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=0, eos_token_id=1)
+    return GPT2LMHeadModel(cfg).eval()
+
+
+# Prompts of 5, 2, 3 and 1 tokens in one batch, right-padded with -1.
+PROMPTS = torch.tensor([[5, 6, 7, 8, 9], [10, 11, -1, -1, -1], [12, 13, 14, -1, -1], [15, -1, -1, -1, -1]])
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("head", ["dueling", "logits", "separate"])
+def test_kv_cached_q_equals_the_full_forward_over_prompts_of_different_lengths(arch, head):
+    net = HFQNetwork(QNetConfig(q_head=head), lm=tiny_lm(arch)).eval()
+    if net.v_head is not None:  # a trained V head, so that the dueling sum is checked with V != 0
+        torch.nn.init.normal_(net.v_head.weight, std=1.0)
+    actions = torch.randint(0, 101, (4, 7), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = net(PROMPTS, actions)  # (B, 8, V)
+    q, cache = net.start(PROMPTS, 7)
+    cached = [q]
+    for t in range(7):
+        cached.append(net.step(actions[:, t], cache))
+    assert full.shape == (4, 8, 101)
+    assert (torch.stack(cached, 1) - full).abs().max().item() < 1e-4
+    # a prompt's Q does not depend on the other prompts in its batch (padding and positions are right)
+    with torch.no_grad():
+        alone = net(PROMPTS[1:2, :2], actions[1:2])
+    assert (alone - full[1:2]).abs().max().item() < 1e-4
+
+
+def test_heads_start_from_the_language_model():
+    lm = tiny_lm("llama")
+    ids = torch.tensor([[5, 6, 7]])
+    with torch.no_grad():
+        logits = lm(ids).logits[:, -1]  # (1, V)
+        q_dueling = HFQNetwork(QNetConfig(q_head="dueling"), lm=lm)(ids, ids[:, :0])[:, 0]
+        q_logits = HFQNetwork(QNetConfig(q_head="logits"), lm=lm)(ids, ids[:, :0])[:, 0]
+        q_separate = HFQNetwork(QNetConfig(q_head="separate"), lm=lm)(ids, ids[:, :0])[:, 0]
+    # V(s) starts at 0: Q = logits - max logits = log p - max log p, the `gap` prior reward; greedy = the LM's
+    assert torch.allclose(q_dueling, logits - logits.max(), atol=1e-5)
+    assert q_dueling.max().item() == pytest.approx(0.0, abs=1e-6)
+    assert torch.allclose(q_logits, logits, atol=1e-6)
+    assert torch.allclose(q_separate, logits, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    tok = train_tokenizer(400)
+    return HFTokenizer(tok, len(tok))
+
+
+def make_task(tokenizer, name="keywords", **kw):
+    return HFTextTask(name, tokenizer, None, ["dog", "cat", "house", "river"], 2, 16, 32, 128, **kw)
+
+
+def ids_of(tokenizer, text):
+    return np.array([tokenizer.encode(text)])
+
+
+def test_keyword_reward_is_paid_once_per_keyword_as_a_whole_word(tokenizer):
+    task = make_task(tokenizer, keyword_reward=2.0, eos_reward=0.0, prior_coef=0.0)
+    prompts = task.encode_prompts([keywords_prompt(["dog", "house"])], "test")
+    for text, expected in [
+        (" the dog saw a house .", 4.0),  # both words: 2 + 2
+        (" the dogs saw a housekeeper .", 0.0),  # neither appears as a whole word
+        (" the dog saw the dog .", 2.0),  # a keyword pays once
+    ]:
+        actions = ids_of(tokenizer, text)
+        lengths = np.array([actions.shape[1]])
+        r = task.episode_rewards(prompts, actions, lengths)
+        assert r.sum() == pytest.approx(expected), text
+    # the reward for "dog" is credited at the token after it, which shows the word is whole
+    actions = ids_of(tokenizer, " the dog saw a house .")
+    pieces = [tokenizer.decode([a]) for a in actions[0]]
+    r = task.episode_rewards(prompts, actions, np.array([actions.shape[1]]))[0]
+    dog_end = next(i for i in range(len(pieces)) if "dog" in "".join(pieces[: i + 1]))  # "dog" may be 2 tokens
+    assert r[dog_end + 1] == 2.0 and r[dog_end] == 0.0
+    coverage = task.text_metrics(prompts, actions, np.array([actions.shape[1]]))["keyword_coverage"]
+    assert coverage == 1.0
+
+
+def test_lipogram_counts_banned_tokens_and_words(tokenizer):
+    task = make_task(tokenizer, name="lipogram", banned="e", banned_reward=-1.0, eos_reward=1.0, prior_coef=0.0)
+    prompts = task.encode_prompts(["Write one sentence about a dog."], "test")
+    clean = ids_of(tokenizer, " a big dog ran to a box")
+    dirty = ids_of(tokenizer, " the dog ate")
+    eos = tokenizer.eos_id
+    for ids, banned_tokens in [(clean, 0), (dirty, sum("e" in tokenizer.decode([a]) for a in dirty[0]))]:
+        actions = np.concatenate([ids, [[eos]]], axis=1)
+        lengths = np.array([actions.shape[1]])
+        r = task.episode_rewards(prompts, actions, lengths)
+        assert r.sum() == pytest.approx(1.0 - banned_tokens)
+    batch = pad_prompts([clean[0].tolist() + [eos], dirty[0].tolist() + [eos]])
+    batch[batch < 0] = eos  # actions past an episode's end are ignored
+    lengths = np.array([clean.shape[1] + 1, dirty.shape[1] + 1])
+    m = task.text_metrics(np.repeat(prompts, 2, axis=0), batch, lengths)
+    assert m["constraint_success"] == 0.5  # "a big dog ran to a box": 7 words, no "e"; "the dog ate" fails
+    assert m["mean_words"] == pytest.approx((7 + 3) / 2)
+
+
+def test_prompts_keep_their_lengths_through_replay(tokenizer):
+    from replay.episodes import EpisodeBatch
+    from replay.shard import ReplayShard
+
+    task = make_task(tokenizer)
+    prompts = task.encode_prompts(["Write a sentence with the words dog, cat.", "Hi."], "test")
+    lengths = [len(tokenizer.encode_prompt(t)) for t in ["Write a sentence with the words dog, cat.", "Hi."]]
+    shard = ReplayShard(8, task.prompt_len, 4, seed=0)
+    batch = EpisodeBatch(prompts, np.ones((2, 3), dtype=np.int64), np.zeros((2, 3), np.float32), np.array([3, 3]))
+    assert batch.prompt_lengths.tolist() == lengths
+    shard.add(batch)
+    sample = shard.sample(64, beta=1.0)
+    assert sorted(set(sample.prompt_lengths.tolist())) == sorted(lengths)
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("hf") / "llama", "llama")
+
+
+def run_cli(args, capsys):
+    from tokenq.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+SMALL = ["train.total_updates=12", "replay.learning_starts=32", "train.eval_every=6", "task.eval_prompts=20"]
+SMALL += ["task.max_length=10", "actors.batch_size=16", "learner.batch_size=16", "train.checkpoint_every=6"]
+
+
+def test_serial_run_generate_eval_and_export_on_a_hf_model(llama_dir, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    run = tmp_path / "run"
+    code, out, err = run_cli(
+        ["train", "--config", "keywords", "--mode", "serial", "--run-dir", run, f"init.from_hf={llama_dir}"]
+        + SMALL
+        + ["model.q_head=separate", "learner.lr=0.01"],
+        capsys,
+    )
+    assert code == 0, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["learner_updates"] == 12
+    assert {"keyword_coverage", "prior_perplexity", "distinct_2", "mean_words"} <= set(summary["eval"])
+    assert "keyword_coverage" in summary["eval"]["baseline"]  # the warm start, on the same prompts
+
+    code, out, err = run_cli(
+        ["generate", "--run-dir", run, "--prompt", keywords_prompt(["dog", "cat"]), "--json"], capsys
+    )
+    assert code == 0, err
+    gen = json.loads(out)
+    assert len(gen["values"]) == len(gen["q_taken"]) == len(gen["tokens"]) >= 1
+
+    code, out, err = run_cli(["eval", "--run-dir", run, "--prompts", "20"], capsys)
+    assert code == 0, err
+    assert "baseline" in json.loads((run / "eval.json").read_text())
+
+    code, out, err = run_cli(["export", "--run-dir", run, "--out", tmp_path / "exported"], capsys)
+    assert code == 0, err
+    from tokenq.evaluate_run import generate_texts, load_run
+
+    spec, net, _, _ = load_run(run)
+    words = spec.task.pool
+    prompts = [keywords_prompt([words[i], words[(i * 7 + 3) % len(words)]]) for i in range(20)]
+    ours = [g["token_ids"] for g in generate_texts(spec, net, prompts)]
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "exported")
+    theirs = []
+    for text in prompts:
+        ids = torch.tensor([spec.task.tokenizer.encode_prompt(text)])
+        theirs.append(exported.generate(ids, do_sample=False)[0, ids.shape[1] :].tolist())
+    assert theirs == ours
+    assert len({tuple(t) for t in ours}) > 1  # the prompts lead to different texts: the check can fail
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["init.from_hf=/nonexistent/model"], "not a model directory"),
+        (["init.from_hf=NOTDIR"], "not a model directory"),
+        (["init.from_hf=LLAMA", "init.from_run=LLAMA"], "cannot be used together"),
+        (["init.from_hf=NOTCAUSAL"], "not a causal language model"),
+        (["init.from_hf=NOEOS"], "no EOS token"),
+        (["init.from_hf=LLAMA", "task.prompts_file=LONG"], "longer than the model's context"),
+    ],
+)
+def test_bad_hf_input_is_one_sentence_and_exit_2(overrides, words, llama_dir, tmp_path, capsys):
+    from transformers import AutoTokenizer, ViTConfig, ViTModel
+
+    notdir = tmp_path / "file.txt"
+    notdir.write_text("hello")
+    notcausal = tmp_path / "vit"
+    ViTModel(
+        ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ).save_pretrained(notcausal)
+    noeos = tmp_path / "noeos"
+    save_tiny_model(noeos, "gpt2", vocab_size=300)
+    tok = AutoTokenizer.from_pretrained(noeos)
+    tok.eos_token = None
+    tok.save_pretrained(noeos)
+    long_prompts = tmp_path / "long.txt"
+    long_prompts.write_text("Write a sentence about " + "the dog and " * 40 + "\n")
+    subst = {"NOTDIR": notdir, "LLAMA": llama_dir, "NOTCAUSAL": notcausal, "NOEOS": noeos, "LONG": long_prompts}
+    resolved = []
+    for o in overrides:
+        key, value = o.split("=", 1)
+        resolved.append(f"{key}={subst.get(value, value)}")
+    code, out, err = run_cli(
+        ["train", "--config", "keywords", "--mode", "serial", "--run-dir", tmp_path / "r", "task.max_prompt_tokens=512"]
+        + resolved,
+        capsys,
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tokenq: error:") and words in lines[0], err
+    assert "Traceback" not in err
