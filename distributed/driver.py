@@ -127,7 +127,7 @@ class ApeXDriver:
     def _start(self) -> None:
         cfg, c = self.cfg, self.c
         self.rec.timer.restart()  # starting Ray and placing the actors is not training time
-        if (cfg.init.from_run or cfg.init.from_hf) and self.resume is None:  # the learner published its warm-start weights: evaluate them
+        if (cfg.init.from_run or cfg.init.from_hf) and self.resume is None:  # evaluate the published warm start
             self._load_newest_weights()
             self.rec.baseline(self.eval_net)
         if self.resume is not None:

@@ -52,6 +52,10 @@ def lm_loss(net, prompts: torch.Tensor, tokens: torch.Tensor, lengths: torch.Ten
 
 
 def pretrain(cfg: Config, run_dir: Path) -> dict:
+    if cfg.pretrain.hf_arch:
+        from tokenq.hf_pretrain import pretrain_hf
+
+        return pretrain_hf(cfg, run_dir)
     t0 = time.perf_counter()
     sentences = load_sentences(cfg)
     tokenizer = WordTokenizer.from_sentences(sentences, cfg.task.vocab_size)
