@@ -26,11 +26,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Learner:
-    def __init__(self, cfg: LearnerConfig, net_cfg: QNetConfig, seed: int = 0):
+    def __init__(self, cfg: LearnerConfig, net_cfg: QNetConfig, seed: int = 0, net: torch.nn.Module | None = None):
+        """`net`: an online network already built (default: built from net_cfg)."""
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         torch.manual_seed(seed)
-        self.online = make_network(net_cfg).to(self.device)
+        self.online = (net if net is not None else make_network(net_cfg)).to(self.device)
         if cfg.grad_checkpointing:
             self.online.enable_grad_checkpointing()
         self.target = copy.deepcopy(self.online).requires_grad_(False)

@@ -252,3 +252,23 @@ def test_bad_hf_input_is_one_sentence_and_exit_2(overrides, words, llama_dir, tm
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tokenq: error:") and words in lines[0], err
     assert "Traceback" not in err
+
+
+def test_without_the_extra_a_hf_feature_names_the_extra(tmp_path, llama_dir):
+    """`transformers` made unimportable by a package earlier on the path, as in an install without `[hf]`."""
+    import os
+    import subprocess
+
+    from procs import cli
+
+    fake = tmp_path / "site" / "transformers"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ImportError("No module named transformers")\n')
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    for args in [
+        ("train", "--config", "keywords", "--mode", "serial", f"init.from_hf={llama_dir}", "--run-dir", "r1"),
+        ("pretrain", "--config", "hf-small", "--run-dir", "r2"),
+    ]:
+        proc = subprocess.run(cli(*args), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert 'pip install -e ".[hf]"' in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr

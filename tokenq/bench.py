@@ -460,6 +460,18 @@ def print_table(figures: dict) -> None:
         print(f"{key:<{width}}  {text:>16}")
 
 
+def _bench_hf(reps: int) -> dict:
+    """hf.* figures when the Hugging Face extra is installed; none otherwise."""
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        log.info("bench: no hf.* figures (the Hugging Face extra is not installed)")
+        return {}
+    from tokenq.bench_hf import bench_hf
+
+    return bench_hf(reps, _timed, rollout_kv, rollout_naive)
+
+
 def run_bench(quick: bool = False, out: Path | None = None) -> dict:
     reps = 3 if quick else 10
     # The 1-minute load average before and after: other processes on the cores make every figure lower.
@@ -473,6 +485,7 @@ def run_bench(quick: bool = False, out: Path | None = None) -> dict:
         ("rollout", lambda: bench_rollout(reps)),
         ("learner", lambda: bench_learners(reps)),
         ("replay", lambda: bench_replay(reps)),
+        ("Hugging Face", lambda: _bench_hf(reps)),
         ("serial run", lambda: bench_serial(12.0 if quick else 45.0)),
         ("Ray", lambda: bench_ray(3 if quick else 7, 12.0 if quick else 45.0)),
     ]
