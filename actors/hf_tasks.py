@@ -3,6 +3,9 @@
 - `keywords`: the prompt asks for a sentence with some words; `keyword_reward` when each first appears as a whole
   word (at the token that completes it), `eos_reward` for ending, plus the fluency term.
 - `fluency`: the fluency term alone (plus EOS), on the same prompts.
+- `module:function`: a user's reward function `fn(prompt: str, generated: str) -> float`, called after every token
+  with the decoded prompt and the text generated so far, on `fluency`'s prompts (or task.prompts_file), plus EOS
+  and the fluency term.
 - `lipogram`: the prompt asks for one sentence about a topic; `banned_reward` for each generated token whose text
   holds a letter of `banned`, `eos_reward` for ending, plus the fluency term. A generation succeeds when it has no
   banned letter and at least `min_words` words.
@@ -14,6 +17,7 @@ Prompts are (B, P) ids right-padded with PROMPT_PAD. Imports torch only through 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -51,8 +55,9 @@ class HFTextTask(Task):
         banned: str = "e",
         banned_reward: float = -1.0,
         min_words: int = 4,
+        reward_fn: Callable[[str, str], float] | None = None,
     ):
-        if name not in HF_TASKS:
+        if name not in HF_TASKS and reward_fn is None:
             raise TaskError(f"task {name!r} does not run on a Hugging Face model; choose one of {', '.join(HF_TASKS)}")
         need = num_keywords if name != "lipogram" else 1
         if len(pool) < need:
@@ -63,6 +68,7 @@ class HFTextTask(Task):
         self.keyword_reward = keyword_reward if name == "keywords" else 0.0
         self.eos_reward, self.prior_coef, self.prior_reward = eos_reward, prior_coef, prior_reward
         self.banned, self.banned_reward, self.min_words = banned.lower(), banned_reward, min_words
+        self.reward_fn = reward_fn
         self.train_prompts: np.ndarray | None = None
         self._encode = lru_cache(maxsize=65536)(self._encode_text)
 
@@ -158,10 +164,30 @@ class HFTextTask(Task):
             r = r + self.keyword_reward * self._keyword_hits(prompts, actions, lengths)[0]
         if self.name == "lipogram":
             r = r + self.banned_reward * self._banned_tokens(actions)
+        if self.reward_fn is not None:
+            r = r + self._user_rewards(prompts, actions, lengths)
         if self.prior_coef and self.prior is not None:
             taken, best = self.prior.token_log_probs(prompts, actions)
             r = r + self.prior_coef * (taken - best if self.prior_reward == "gap" else taken)
         return (r * alive).astype(np.float32)
+
+    def _user_rewards(self, prompts, actions, lengths) -> np.ndarray:
+        """fn(prompt, generated) after every token, on the prompt's text and the generation's text so far."""
+        texts, ends = self._texts(actions, lengths)
+        out = np.zeros(actions.shape, dtype=np.float32)
+        for i, row in enumerate(prompts):
+            prompt = self.tokenizer.decode(row[row != PROMPT_PAD])
+            for t, end in enumerate(ends[i]):
+                try:
+                    value = float(self.reward_fn(prompt, texts[i][: int(end)]))
+                except Exception as err:  # a user's function: report it in one sentence, whatever it raised
+                    raise TaskError(
+                        f"reward function {self.name} raised {type(err).__name__}: {err} (prompt {prompt[:60]!r})"
+                    ) from None
+                if not np.isfinite(value):
+                    raise TaskError(f"reward function {self.name} returned {value} for prompt {prompt[:60]!r}")
+                out[i, t] = value
+        return out
 
     def rewards(self, prompts, actions, t):
         lengths = np.full(len(prompts), t + 1)

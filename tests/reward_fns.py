@@ -14,3 +14,8 @@ def explodes_later(prompt: str, generated: str) -> float:
 
 def returns_nan(prompt: str, generated: str) -> float:
     return float("nan")
+
+
+def short_words(prompt: str, generated: str) -> float:
+    """Decoded text in, a number out: +0.1 while every word so far has at most four letters."""
+    return 0.1 if all(len(w) <= 4 for w in generated.split()) else 0.0

@@ -272,3 +272,39 @@ def test_without_the_extra_a_hf_feature_names_the_extra(tmp_path, llama_dir):
         proc = subprocess.run(cli(*args), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert 'pip install -e ".[hf]"' in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_a_user_reward_function_reads_decoded_text(tokenizer):
+    from reward_fns import short_words
+
+    task = HFTextTask(
+        "tests.reward_fns:short_words",
+        tokenizer,
+        None,
+        ["dog", "cat"],
+        2,
+        16,
+        32,
+        128,
+        eos_reward=0.0,
+        prior_coef=0.0,
+        reward_fn=short_words,
+    )
+    prompts = task.encode_prompts([keywords_prompt(["dog", "cat"])], "test")
+    actions = ids_of(tokenizer, " a dog saw elephants")
+    r = task.episode_rewards(prompts, actions, np.array([actions.shape[1]]))[0]
+    pieces = [tokenizer.decode([a]) for a in actions[0]]
+    long_from = next(i for i in range(len(pieces)) if max(map(len, "".join(pieces[: i + 1]).split())) > 4)
+    assert r[:long_from].tolist() == pytest.approx([0.1] * long_from) and not r[long_from:].any()
+
+
+def test_chat_template_wraps_prompts_and_keywords_are_still_read(tmp_path):
+    template = "{% for m in messages %}<|user|>{{ m['content'] }}\n{% endfor %}<|assistant|>"
+    tok = train_tokenizer(400, chat_template=template)
+    with_chat = HFTokenizer(tok, len(tok), "auto")
+    without = HFTokenizer(tok, len(tok), "none")
+    text = keywords_prompt(["dog", "cat"])
+    assert tok.decode(with_chat.encode_prompt(text)) == f"<|user|>{text}\n<|assistant|>"
+    assert tok.decode(without.encode_prompt(text), skip_special_tokens=True) == text
+    task = HFTextTask("keywords", with_chat, None, ["dog", "cat"], 2, 16, 64, 256)
+    assert task.keywords_of(task.encode_prompts([text], "test")) == [["dog", "cat"]]

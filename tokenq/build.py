@@ -84,7 +84,7 @@ def build_task(cfg: Config) -> Task:
     """The configured task; a text task also loads its tokenizer and frozen prior from init.from_run."""
     from tokenq import text_setup
 
-    if cfg.task.name in text_setup.TEXT_TASKS:
+    if cfg.task.name in text_setup.TEXT_TASKS or cfg.init.from_hf:
         return text_setup.build_text_task(cfg)
     try:
         return make_task(cfg.task.name, cfg.task.prompt_len)

@@ -126,6 +126,21 @@ def hf_sentences(cfg: Config) -> list[str]:
     return generate_corpus(cfg.task.corpus_sentences, seed=cfg.train.seed)
 
 
+def _user_reward_fn(name: str):
+    """A user's reward function `module:function` for a Hugging Face model's decoded text."""
+    from actors.tasks import RewardFunctionTask, make_task
+
+    try:
+        task = make_task(name)
+    except TaskError as err:
+        raise ConfigError(str(err)) from None
+    if not isinstance(task, RewardFunctionTask):
+        raise ConfigError(
+            f"task {name} is a Task class; with init.from_hf give a reward function fn(prompt, generated)"
+        )
+    return task.fn
+
+
 def build_hf_task(cfg: Config):
     """A text task on the Hugging Face model in init.from_hf: its tokenizer, and the model itself frozen as the
     fluency prior; keywords and topics are the corpus's most frequent content words."""
@@ -134,6 +149,7 @@ def build_hf_task(cfg: Config):
     from learner.hf import HFQNetwork, context_length, load_causal_lm
 
     t = cfg.task
+    reward_fn = _user_reward_fn(t.name) if ":" in t.name else None
     lm = load_causal_lm(cfg.init.from_hf)
     vocab = lm.get_output_embeddings().out_features
     tokenizer = HFTokenizer.load(cfg.init.from_hf, vocab, t.chat_template)
@@ -155,6 +171,7 @@ def build_hf_task(cfg: Config):
         banned=t.banned,
         banned_reward=t.banned_reward,
         min_words=t.min_words,
+        reward_fn=reward_fn,
     )
     if t.prompts_file:
         task.train_prompts = encode_prompt_file(task, t.prompts_file)
