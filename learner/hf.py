@@ -112,7 +112,16 @@ class HFQNetwork(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def enable_grad_checkpointing(self) -> None:
-        self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        """Recompute each layer's activations in backward. transformers checkpoints only in train mode, so the LM
+        goes to train mode with its dropout off: Q-targets are noisy enough, and actors act without dropout."""
+        if hasattr(self.lm, "activation_checkpointing_enable"):  # transformers >= 5.x names it so
+            self.lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.lm.train()
+        for m in self.lm.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
 
     def q_values(self, h: torch.Tensor) -> torch.Tensor:
         """h (B, [T,] D) final hidden states -> Q (B, [T,] V)."""

@@ -31,7 +31,15 @@ TAGS = {
     "actor_restarts": "faults/actor_restarts",
     "shard_restarts": "faults/shard_restarts",
     "replay_transitions_lost": "faults/replay_transitions_lost",
+    # Held-out greedy evaluation of text tasks (tokenq/evaluation.py: the task's text_metrics)
+    "keyword_coverage": "eval/keyword_coverage",  # share of prompt keywords that appear as whole words
+    "prior_perplexity": "eval/prior_perplexity",  # perplexity of the generations under the frozen prior
+    "distinct_2": "eval/distinct_2",  # distinct bigrams / bigrams over all generations
+    "mean_words": "eval/mean_words",  # words per generation (Hugging Face tasks)
+    "constraint_success": "eval/constraint_success",  # lipogram: no banned letter and at least task.min_words words
+    "mean_return": "eval/mean_return",  # mean greedy return on the held-out prompts
 }
+EVAL_NAMES = ("keyword_coverage", "prior_perplexity", "distinct_2", "mean_words", "constraint_success", "mean_return")
 LOSS_NAMES = ("td_loss", "q_values", "v_values")
 LOCAL_ONLY = ("actor_restarts", "shard_restarts", "replay_transitions_lost")
 TIMERS = "timers/"

@@ -155,7 +155,8 @@ class RunRecorder:
         # Drawing the charts is part of evaluating (matplotlib takes a tenth of a second a chart): not training.
         with self.timer.phase("evaluate", exclude_from_training=True):
             result = greedy_eval(net, self.spec.task, self.spec.heldout, num_samples=4)
-            self.writer.scalars({M.TAGS["success_rate"]: result["success_rate"]}, env_steps)
+            evaluated = {name: result[name] for name in ("success_rate", *M.EVAL_NAMES) if name in result}
+            self.writer.scalars({M.TAGS[name]: value for name, value in evaluated.items()}, env_steps)
             self.writer.greedy_samples(result["samples"], env_steps)
         self.last_success = result["success_rate"]
         return self.tracker.record(result, self.timer.train_s, updates)
