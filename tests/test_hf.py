@@ -346,3 +346,22 @@ def test_grad_checkpointing_recomputes_layers_and_gives_the_same_update():
     (loss_a, grad_a, calls_a), (loss_b, grad_b, calls_b) = results
     assert calls_a == 1 and calls_b == 2  # the online pass, and with checkpointing its recomputation in backward
     assert loss_b == pytest.approx(loss_a, rel=1e-5) and grad_b == pytest.approx(grad_a, rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_local_mode_trains_a_hf_model_and_resumes(arch, tmp_path):
+    """Ape-X on Ray with a Hugging Face Q-network (a second architecture too), then --resume to more updates."""
+    from procs import run_cli as run_installed
+
+    model = save_tiny_model(tmp_path / arch, arch)
+    run = tmp_path / "run"
+    args = ["train", "--config", "keywords", "--run-dir", str(run), f"init.from_hf={model}", *SMALL]
+    proc = run_installed(*args, "actors.num_actors=2", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["mode"] == "local" and summary["learner_updates"] == 12 and summary["env_steps"] > 0
+    assert "keyword_coverage" in summary["eval"] and "keyword_coverage" in summary["eval"]["baseline"]
+    proc = run_installed("train", "--resume", str(run), "train.total_updates=18", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((run / "summary.json").read_text())["learner_updates"] == 18

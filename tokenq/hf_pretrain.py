@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from actors.hf_text import (
+    STOPWORDS,
     TOPIC_PROMPT,
     HFTokenizer,
     content_words,
@@ -98,8 +99,10 @@ class PromptSampler:
         self.pool_set = set(pool)
 
     def own_words(self, sentence: str) -> list[str]:
-        """The sentence's distinct pool words, in order."""
-        return list(dict.fromkeys(w for w in _WORD.findall(sentence.lower()) if w in self.pool_set))
+        """The sentence's distinct content words, in order. Any content word, not only the keyword pool's: a copy
+        habit learned on pool words alone would reach only the quarter of sentences that hold two of them."""
+        words = _WORD.findall(sentence.lower())
+        return list(dict.fromkeys(w for w in words if len(w) >= 3 and w not in STOPWORDS))
 
     def text(self, own: list[str]) -> str:
         rng, k = self.rng, self.cfg.task.num_keywords
