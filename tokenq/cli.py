@@ -146,7 +146,8 @@ def cmd_eval(args) -> int:
 
     result = evaluate_run(args.run_dir, args.prompts, args.checkpoint)
     keys = ("success_rate", "mean_return", "optimal_mean_return", "q_star_max_abs_error", "q_star_mean_abs_error")
-    print(json.dumps({k: result[k] for k in keys}))
+    text = ("keyword_coverage", "prior_perplexity", "distinct_2", "mean_words", "constraint_success")
+    print(json.dumps({k: result[k] for k in (*keys, *text) if k in result}))
     for s in result["samples"]:
         print(f"  {s['prompt']!r} -> {s['generation']!r}  return {s['return']}")
     return 0
