@@ -41,6 +41,8 @@ def load_causal_lm(path: str) -> nn.Module:
     hf_logging.disable_progress_bar()  # a bar per load, in every actor process, drowns the progress lines
     hf_logging.set_verbosity_error()
     local = Path(path)
+    if not local.exists() and (local.is_absolute() or path.startswith(".") or path.count("/") > 1):
+        raise HFModelError(f"init.from_hf={path} does not exist (give a model directory, as save_pretrained writes)")
     if local.exists() and not (local.is_dir() and (local / "config.json").is_file()):
         raise HFModelError(f"init.from_hf={path} is not a model directory (no config.json, as save_pretrained writes)")
     try:

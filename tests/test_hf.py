@@ -167,6 +167,7 @@ SMALL = ["train.total_updates=12", "replay.learning_starts=32", "train.eval_ever
 SMALL += ["task.max_length=10", "actors.batch_size=16", "learner.batch_size=16", "train.checkpoint_every=6"]
 
 
+@pytest.mark.slow
 def test_serial_run_generate_eval_and_export_on_a_hf_model(llama_dir, tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
@@ -214,7 +215,7 @@ def test_serial_run_generate_eval_and_export_on_a_hf_model(llama_dir, tmp_path, 
 @pytest.mark.parametrize(
     "overrides, words",
     [
-        (["init.from_hf=/nonexistent/model"], "not a model directory"),
+        (["init.from_hf=/nonexistent/model"], "does not exist"),
         (["init.from_hf=NOTDIR"], "not a model directory"),
         (["init.from_hf=LLAMA", "init.from_run=LLAMA"], "cannot be used together"),
         (["init.from_hf=NOTCAUSAL"], "not a causal language model"),
@@ -243,6 +244,7 @@ def test_bad_hf_input_is_one_sentence_and_exit_2(overrides, words, llama_dir, tm
     for o in overrides:
         key, value = o.split("=", 1)
         resolved.append(f"{key}={subst.get(value, value)}")
+    capsys.readouterr()  # what building the models above printed
     code, out, err = run_cli(
         ["train", "--config", "keywords", "--mode", "serial", "--run-dir", tmp_path / "r", "task.max_prompt_tokens=512"]
         + resolved,
@@ -254,6 +256,7 @@ def test_bad_hf_input_is_one_sentence_and_exit_2(overrides, words, llama_dir, tm
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_without_the_extra_a_hf_feature_names_the_extra(tmp_path, llama_dir):
     """`transformers` made unimportable by a package earlier on the path, as in an install without `[hf]`."""
     import os

@@ -279,6 +279,9 @@ def pretrain_hf(cfg: Config, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     hf_dir = run_dir / "hf"
     hf_dir.mkdir(parents=True, exist_ok=True)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a "Writing model shards" bar would follow the last progress line
     model.save_pretrained(hf_dir)
     hf_tok.save_pretrained(hf_dir)
     write_json(run_dir / "config.json", cfg.to_dict())
