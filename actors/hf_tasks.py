@@ -32,7 +32,7 @@ from actors.hf_text import (
     prompt_keywords,
     whole_word_spans,
 )
-from actors.tasks import Task, TaskError
+from actors.tasks import Task, TaskError, call_reward_fn
 
 HF_TASKS = ("keywords", "fluency", "lipogram")
 
@@ -178,15 +178,7 @@ class HFTextTask(Task):
         for i, row in enumerate(prompts):
             prompt = self.tokenizer.decode(row[row != PROMPT_PAD])
             for t, end in enumerate(ends[i]):
-                try:
-                    value = float(self.reward_fn(prompt, texts[i][: int(end)]))
-                except Exception as err:  # a user's function: report it in one sentence, whatever it raised
-                    raise TaskError(
-                        f"reward function {self.name} raised {type(err).__name__}: {err} (prompt {prompt[:60]!r})"
-                    ) from None
-                if not np.isfinite(value):
-                    raise TaskError(f"reward function {self.name} returned {value} for prompt {prompt[:60]!r}")
-                out[i, t] = value
+                out[i, t] = call_reward_fn(self.reward_fn, self.name, prompt, texts[i][: int(end)])
         return out
 
     def rewards(self, prompts, actions, t):

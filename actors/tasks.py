@@ -223,6 +223,18 @@ class Add(TargetTask):
         return out
 
 
+def call_reward_fn(fn: Callable[[str, str], float], name: str, prompt: str, generated: str) -> float:
+    """A user's reward function on one (prompt, generated text) pair; whatever it raises or returns that is not a
+    finite number becomes one sentence (a TaskError) naming the function and the prompt."""
+    try:
+        value = float(fn(prompt, generated))
+    except Exception as err:  # a user's function: report it in one sentence, whatever it raised
+        raise TaskError(f"reward function {name} raised {type(err).__name__}: {err} (prompt {prompt[:60]!r})") from None
+    if not np.isfinite(value):
+        raise TaskError(f"reward function {name} returned {value} for prompt {prompt[:60]!r}")
+    return value
+
+
 class RewardFunctionTask(Task):
     """A user reward function over letter prompts: `fn(prompt: str, generated: str) -> float`, called after every
     token with the text generated so far (the new token included). No notion of success."""
@@ -239,15 +251,7 @@ class RewardFunctionTask(Task):
         for i in range(len(prompts)):
             prompt = self.tokenizer.decode(prompts[i])
             generated = self.tokenizer.decode(actions[i, : t + 1], skip_special=False)
-            try:
-                value = float(self.fn(prompt, generated))
-            except Exception as err:  # a user's function: report it in one sentence, whatever it raised
-                raise TaskError(
-                    f"reward function {self.name} raised {type(err).__name__}: {err} (prompt {prompt!r})"
-                ) from None
-            if not np.isfinite(value):
-                raise TaskError(f"reward function {self.name} returned {value} for prompt {prompt!r}")
-            out[i] = value
+            out[i] = call_reward_fn(self.fn, self.name, prompt, generated)
         return out
 
 

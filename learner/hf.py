@@ -92,6 +92,9 @@ class HFQNetwork(nn.Module):
         self.cfg = cfg
         self.lm = lm if lm is not None else load_causal_lm(cfg.hf_path)
         self.lm.config.use_cache = False  # the learner's passes; the actors ask for a cache explicitly
+        # transformers 5 names the cache argument `cache`, 4.x `past_key_values`: looked up once, not per token
+        forward_args = inspect.signature(self.lm.base_model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         lm_head = self.lm.get_output_embeddings()
         d = lm_head.in_features
         self.v_head = nn.Linear(d, 1) if cfg.q_head == "dueling" else None
@@ -135,15 +138,12 @@ class HFQNetwork(nn.Module):
         return self.v_head(h) + logits - logits.amax(-1, keepdim=True)
 
     def _body(self, input_ids, attention_mask, position_ids, past=None) -> tuple[torch.Tensor, object]:
-        body = self.lm.base_model
-        # transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`
-        cache_arg = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
-        out = body(
+        out = self.lm.base_model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             use_cache=past is not None,
-            **({cache_arg: past} if past is not None else {}),
+            **({self._cache_arg: past} if past is not None else {}),
         )
         return out.last_hidden_state, past
 
@@ -186,8 +186,3 @@ class HFQNetwork(nn.Module):
         h, cache.past = self._body(tokens[:, None], cache.attention_mask, cache.next_pos[:, None], cache.past)
         cache.next_pos = cache.next_pos + 1
         return self.q_values(h[:, -1])
-
-    @torch.no_grad()
-    def step_naive(self, prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Q of the last state by recomputing the whole prefix (no cache): the benchmark's reference."""
-        return self.forward(prompts, actions)[:, -1]

@@ -469,7 +469,7 @@ def _bench_hf(reps: int) -> dict:
         return {}
     from tokenq.bench_hf import bench_hf
 
-    return bench_hf(reps, _timed, rollout_kv, rollout_naive)
+    return bench_hf(reps, _timed, rollout_kv, rollout_naive, full_batch)
 
 
 def run_bench(quick: bool = False, out: Path | None = None) -> dict:

@@ -15,7 +15,6 @@ import torch
 from learner.config import LearnerConfig, QNetConfig
 from learner.hf import HFQNetwork
 from learner.learner import Learner
-from replay.episodes import SampledBatch
 
 PROMPT_TOKENS = 12  # a keywords prompt of hf-small ("Write a sentence with the words X, Y.") is 10-14 tokens
 
@@ -42,8 +41,8 @@ def hf_small_lm():
     return LlamaForCausalLM(config).eval()
 
 
-def bench_hf(reps: int, timed, rollout_kv, rollout_naive, batch: int = 32, steps: int = 64) -> dict:
-    """`timed(fn, reps)` -> median seconds; `rollout_kv` / `rollout_naive` as in tokenq/bench.py."""
+def bench_hf(reps: int, timed, rollout_kv, rollout_naive, full_batch, batch: int = 32, steps: int = 64) -> dict:
+    """`timed(fn, reps)` -> median seconds; `rollout_kv`, `rollout_naive` and `full_batch` as in tokenq/bench.py."""
     lm = hf_small_lm()
     net = HFQNetwork(QNetConfig(q_head="dueling"), lm=lm).eval()
     vocab = net.vocab_size
@@ -52,16 +51,7 @@ def bench_hf(reps: int, timed, rollout_kv, rollout_naive, batch: int = 32, steps
     kv = timed(lambda: rollout_kv(net, prompts, steps), reps)
     naive = timed(lambda: rollout_naive(net, prompts, steps), max(1, reps // 3))
     learner = Learner(LearnerConfig(device="cpu"), net.cfg, net=net.train())
-    rng = np.random.default_rng(0)
-    sample = SampledBatch(
-        rng.integers(3, vocab, size=(batch, PROMPT_TOKENS)),
-        rng.integers(3, vocab, size=(batch, steps)),
-        rng.random((batch, steps)).astype(np.float32),
-        np.full(batch, steps),
-        np.ones(batch, np.float32),
-        np.arange(batch),
-        np.arange(batch),
-    )
+    sample = full_batch(batch, PROMPT_TOKENS, steps, vocab, np.random.default_rng(0))
     update = timed(lambda: learner.update(sample), max(1, reps // 2))
     return {
         "hf.parameters": net.num_parameters(),
