@@ -97,8 +97,10 @@ class HFTokenizer:
     def load(cls, path: str, vocab_size: int, chat_template: str = "auto") -> HFTokenizer:
         from transformers import AutoTokenizer
 
+        file = Path(path)
+        where = {"gguf_file": file.name} if path.endswith(".gguf") else {}  # a GGUF file holds its tokenizer too
         try:
-            tok = AutoTokenizer.from_pretrained(path)
+            tok = AutoTokenizer.from_pretrained(file.parent if where else path, **where)
         except (OSError, ValueError) as err:
             reason = str(err).strip().splitlines()[0][:160]
             raise TextError(f"cannot load a tokenizer from {path} ({reason})") from None

@@ -76,12 +76,14 @@ class RolloutWorker:
         seed: int,
         explore: str = "uniform",
         temperature: float = 1.0,
+        net: torch.nn.Module | None = None,
     ):
+        """`net`: the acting network, already built (default: built from net_cfg)."""
         self.task, self.prompts = task, prompts
         self.explore, self.temperature = explore, temperature
         self.epsilon, self.batch_size, self.gamma, self.n_step = epsilon, batch_size, gamma, n_step
         self.rng = np.random.default_rng(seed)
-        self.net = make_network(net_cfg).eval()
+        self.net = (net if net is not None else make_network(net_cfg)).eval()
         self.weights_version = -1
         self.env_steps = 0
         self.episodes = 0

@@ -25,7 +25,6 @@ from ray.exceptions import RayActorError, RayTaskError
 from distributed.codec import unpack_weights
 from distributed.launch import ApeXRun, HostFactories, check_snapshots, start_ray
 from learner.checkpoint import latest_checkpoint, load_checkpoint
-from learner.model import make_network
 from replay.shard import beta_at
 
 log = logging.getLogger("tokenq")
@@ -40,7 +39,8 @@ def train_distributed(
     resume: dict | None = None,
     stop_request: Any = None,
 ) -> dict:
-    """Run Ape-X on Ray and return the summary. `spec` gives `task.prompt_len`, `task.max_steps` and `net_cfg`;
+    """Run Ape-X on Ray and return the summary. `spec` gives `task.prompt_len`, `task.max_steps`, `net_cfg` and
+    `acting_network()` (the evaluation network);
     `rec` is the run's recorder; `resume` is a loaded checkpoint of this run directory to continue from (the shards
     then come back from their snapshots in RUN_DIR/replay); `stop_request` is true once the run should stop."""
     snapshot_dir = rec.run_dir / "replay"
@@ -106,7 +106,7 @@ class ApeXDriver:
     def __init__(self, cfg, spec, run: ApeXRun, rec, resume: dict | None, stop_request: Any):
         self.cfg, self.spec, self.run_, self.rec, self.resume = cfg, spec, run, rec, resume
         self.stop_request = stop_request
-        self.eval_net = make_network(spec.net_cfg).eval()
+        self.eval_net = spec.acting_network().eval()
         self.c = DriverCounters()
         self.metrics: dict[str, float] = {}
         self.learning = False
@@ -387,6 +387,7 @@ class ApeXDriver:
             "actor_epsilons": run.epsilons,
             "replay_transitions": shards["size"],
             "num_parameters": self.eval_net.num_parameters(),
+            **ray.get(run.learner.weights_info.remote()),
             "final_losses": self.metrics,
             # Where the learner's time went: busy inside train calls (waiting on samples included), per update.
             "learner_busy_s": round(c.learner_busy_s, 3),

@@ -226,8 +226,18 @@ class LearnerActor:
         self.publish()
 
     def _weights_ref(self) -> ray.ObjectRef:
-        # pack_weights copies every tensor into its bytes: no CPU copy of the state dict is needed first.
-        return ray.put(pack_weights(self.learner.online.state_dict()))
+        # pack_weights copies every tensor into its bytes: no CPU copy of the state dict is needed first. With LoRA
+        # the state dict is the adapters and heads alone: actors hold the base model already.
+        data = pack_weights(self.learner.online.state_dict())
+        self.publish_bytes = len(data)
+        return ray.put(data)
+
+    def weights_info(self) -> dict:
+        """What one publication sends, and how many parameters train."""
+        return {
+            "trainable_parameters": self.learner.trainable_parameters(),
+            "weights_bytes_per_publish": self.publish_bytes,
+        }
 
     def publish(self) -> int:
         self.store.publish.remote(self.learner.updates, [self._weights_ref()])

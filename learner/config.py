@@ -31,6 +31,14 @@ class QNetConfig:
     # Q head initialised from the LM head.
     q_head: str = "dueling"
     hf_path: str = ""  # the Hugging Face model directory; set from init.from_hf ("" = tokenq's own network)
+    token_bias: bool = False  # Hugging Face models: add a learned per-token bias b_a (starting at 0) to Q(s, a)
+    # LoRA (Hu et al. 2021) on a Hugging Face model: rank R of the adapters; 0 = full fine-tuning. With R > 0 only the
+    # adapters and the Q/V heads train, the target network copies only them, and actors receive only them.
+    lora_rank: int = 0
+    lora_alpha: float = 16.0  # the adapters' scale is lora_alpha / lora_rank
+    # Comma-separated module names that get adapters, or "all-linear": every linear layer of the body (the attention
+    # and MLP projections), never the LM head.
+    lora_targets: str = "all-linear"
 
 
 @dataclass
@@ -38,6 +46,9 @@ class LearnerConfig:
     batch_size: int = 32  # episodes per update
     lr: float = 1e-3  # AdamW learning rate
     weight_decay: float = 0.0  # AdamW weight decay
+    # Learning rate of the heads a Hugging Face model gains (V, Q, token bias); 0 = lr. New heads start at 0 and must
+    # travel further than adapters in as many updates.
+    head_lr: float = 0.0
     grad_clip: float = 10.0  # global gradient-norm clip
     gamma: float = 0.99  # discount factor in [0, 1)
     n_step: int = 1  # n-step returns; n > 1 propagates faster but is biased off-policy (no correction)

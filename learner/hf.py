@@ -10,11 +10,18 @@ head gives logits, and a head reads Q from them (QNetConfig.q_head):
 Prompts arrive as (B, P) ids right-padded with -1 (each prompt's length kept); the network left-aligns them so that
 every prompt ends at column P-1, with an attention mask and positions counted from each prompt's first token.
 Then Q(s_0) is the output at P-1 and Q(s_t) the output t columns later, for any mix of prompt lengths.
+
+With `model.lora_rank` > 0 (learner/lora.py) the LM is frozen and carries adapters; the network's state dict is then
+its adapters and heads alone, which is what checkpoints keep and what actors receive. `base_only=True` makes a
+network that reads the base model with the adapters off: the fluency prior, sharing the LM with the Q-network.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from learner.config import QNetConfig
+from learner.lora import adapters_off, add_lora, is_trained_key, weights_fingerprint
 
 Q_HEADS = ("dueling", "logits", "separate")
 
@@ -31,7 +39,8 @@ class HFModelError(ValueError):
 
 
 def load_causal_lm(path: str) -> nn.Module:
-    """AutoModelForCausalLM from a model directory (or a hub name where a hub is reachable), fp32, or one sentence."""
+    """AutoModelForCausalLM from a model directory (or a hub name where a hub is reachable) or a GGUF file, fp32,
+    or one sentence."""
     try:
         from transformers import AutoConfig, AutoModelForCausalLM
     except ImportError:
@@ -41,6 +50,8 @@ def load_causal_lm(path: str) -> nn.Module:
     hf_logging.disable_progress_bar()  # a bar per load, in every actor process, drowns the progress lines
     hf_logging.set_verbosity_error()
     local = Path(path)
+    if path.endswith(".gguf"):
+        return _load_gguf(local)
     if not local.exists() and (local.is_absolute() or path.startswith(".") or path.count("/") > 1):
         raise HFModelError(f"init.from_hf={path} does not exist (give a model directory, as save_pretrained writes)")
     if local.exists() and not (local.is_dir() and (local / "config.json").is_file()):
@@ -60,6 +71,32 @@ def load_causal_lm(path: str) -> nn.Module:
         raise HFModelError(f"cannot load the model in {path} ({_first_line(err)})") from None
     except OSError as err:
         raise HFModelError(f"cannot load the model in {path} ({_first_line(err)})") from None
+
+
+def _load_gguf(file: Path) -> nn.Module:
+    """A GGUF file's model dequantized to float32, as a plain model (save_pretrained works on it, as on any other)."""
+    from transformers import AutoModelForCausalLM
+
+    if not file.is_file():
+        raise HFModelError(f"init.from_hf={file} does not exist (give a .gguf file or a model directory)")
+    for package in ("gguf", "accelerate"):
+        if importlib.util.find_spec(package) is None:
+            raise HFModelError(f'init.from_hf={file} is a GGUF file, which needs {package}: pip install -e ".[hf]"')
+    os.environ["TQDM_DISABLE"] = "1"  # the dequantization bar, one per process that loads the file
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype=torch.float32)
+    except Exception as err:  # noqa: BLE001 - the gguf reader raises anything from struct errors to KeyError
+        reason = _first_line(err)
+        raise HFModelError(f"init.from_hf={file} is not a GGUF model transformers can read ({reason})") from None
+    # transformers marks a GGUF-loaded model as quantized, which save_pretrained refuses; the weights are already
+    # dequantized, so they move into a plain model of the same config.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    lm = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    lm.load_state_dict(loaded.state_dict())
+    lm.generation_config = loaded.generation_config
+    return lm
 
 
 def _first_line(err: Exception) -> str:
@@ -85,7 +122,7 @@ class HFDecodeCache:
 
 
 class HFQNetwork(nn.Module):
-    def __init__(self, cfg: QNetConfig, lm: nn.Module | None = None):
+    def __init__(self, cfg: QNetConfig, lm: nn.Module | None = None, base_only: bool = False):
         super().__init__()
         if cfg.q_head not in Q_HEADS:
             raise HFModelError(f"model.q_head must be one of {', '.join(Q_HEADS)}, got {cfg.q_head!r}")
@@ -108,6 +145,42 @@ class HFQNetwork(nn.Module):
                 self.q_head.weight.copy_(lm_head.weight)
                 if lm_head.bias is not None:
                     self.q_head.bias.copy_(lm_head.bias)
+        # A learned per-token bias on Q, starting at 0: token-level preferences (a banned letter) in one parameter
+        # per token, learned directly instead of through the body.
+        self.token_bias = nn.Parameter(torch.zeros(lm_head.out_features)) if cfg.token_bias else None
+        self.base_only = base_only
+        self._fingerprint: str | None = None
+        if cfg.lora_rank > 0:
+            add_lora(self.lm, cfg)
+
+    # ----- with LoRA the state is the adapters and heads; the base model is a reference -----
+    def state_dict(self, *args, **kwargs):
+        state = super().state_dict(*args, **kwargs)
+        if self.cfg.lora_rank > 0:
+            for key in [k for k in state if not is_trained_key(k)]:
+                del state[key]
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if self.cfg.lora_rank == 0:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        expected = set(self.state_dict())
+        missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"adapters and heads differ: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        return super().load_state_dict(state_dict, strict=False, assign=assign)
+
+    def base_reference(self) -> dict[str, str]:
+        """The base model's path and weights fingerprint, stored in checkpoints in place of the base itself."""
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint(self.lm)
+        return {"path": self.cfg.hf_path, "fingerprint": self._fingerprint}
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _mode(self):
+        return adapters_off(self.lm) if self.base_only else nullcontext()
 
     @property
     def vocab_size(self) -> int:
@@ -131,11 +204,12 @@ class HFQNetwork(nn.Module):
     def q_values(self, h: torch.Tensor) -> torch.Tensor:
         """h (B, [T,] D) final hidden states -> Q (B, [T,] V)."""
         if self.q_head is not None:
-            return self.q_head(h)
-        logits = self.lm.get_output_embeddings()(h)
-        if self.v_head is None:
-            return logits
-        return self.v_head(h) + logits - logits.amax(-1, keepdim=True)
+            q = self.q_head(h)
+        else:
+            q = self.lm.get_output_embeddings()(h)
+            if self.v_head is not None:
+                q = self.v_head(h) + q - q.amax(-1, keepdim=True)
+        return q if self.token_bias is None else q + self.token_bias
 
     def _body(self, input_ids, attention_mask, position_ids, past=None) -> tuple[torch.Tensor, object]:
         out = self.lm.base_model(
@@ -165,7 +239,8 @@ class HFQNetwork(nn.Module):
         input_ids = torch.cat([ids, actions], dim=1)  # (B, P + T)
         attention_mask = torch.cat([mask, torch.ones_like(actions)], dim=1)
         position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
-        h, _ = self._body(input_ids, attention_mask, position_ids)
+        with self._mode():
+            h, _ = self._body(input_ids, attention_mask, position_ids)
         return self.q_values(h[:, P - 1 :])  # (B, T+1, V)
 
     @torch.no_grad()
@@ -175,7 +250,8 @@ class HFQNetwork(nn.Module):
 
         ids, mask = self.left_align(prompts)
         position_ids = (mask.cumsum(1) - 1).clamp(min=0)
-        h, past = self._body(ids, mask, position_ids, past=DynamicCache(config=self.lm.config))
+        with self._mode():
+            h, past = self._body(ids, mask, position_ids, past=DynamicCache(config=self.lm.config))
         cache = HFDecodeCache(past, mask, position_ids[:, -1] + 1)
         return self.q_values(h[:, -1]), cache
 
@@ -183,6 +259,7 @@ class HFQNetwork(nn.Module):
     def step(self, tokens: torch.Tensor, cache: HFDecodeCache) -> torch.Tensor:
         """Append one token per sequence (B,) and return Q of the new state (B, V): one position of compute."""
         cache.attention_mask = torch.cat([cache.attention_mask, torch.ones_like(tokens)[:, None]], dim=1)
-        h, cache.past = self._body(tokens[:, None], cache.attention_mask, cache.next_pos[:, None], cache.past)
+        with self._mode():
+            h, cache.past = self._body(tokens[:, None], cache.attention_mask, cache.next_pos[:, None], cache.past)
         cache.next_pos = cache.next_pos + 1
         return self.q_values(h[:, -1])

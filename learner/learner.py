@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from learner.config import LearnerConfig, QNetConfig
+from learner.lora import AdapterTarget, check_base
 from learner.losses import double_dqn_loss, sequence_priorities, valid_mask
 from learner.model import make_network
 
@@ -34,9 +35,10 @@ class Learner:
         self.online = (net if net is not None else make_network(net_cfg)).to(self.device)
         if cfg.grad_checkpointing:
             self.online.enable_grad_checkpointing()
-        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.target = make_target(self.online)
+        self.trainable = [p for p in self.online.parameters() if p.requires_grad]  # with LoRA: adapters and heads
         self.optimizer = torch.optim.AdamW(
-            self.online.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
+            param_groups(self.online, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
         )
         self.updates = 0
         self.transitions_trained = 0
@@ -80,7 +82,7 @@ class Learner:
         )
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.cfg.grad_clip)
         finite = torch.isfinite(out.loss) & torch.isfinite(grad_norm) & torch.isfinite(q_online_t).all()
         if not bool(finite):  # the update's one extra host sync
             self.optimizer.zero_grad(set_to_none=True)
@@ -129,20 +131,26 @@ class Learner:
 
     def _sync_target(self) -> None:
         if self.cfg.target_tau > 0:
+            target = dict(self.target.named_parameters())
             with torch.no_grad():
-                for p_t, p_o in zip(self.target.parameters(), self.online.parameters(), strict=False):
-                    p_t.lerp_(p_o, self.cfg.target_tau)
+                for name, p_o in self.online.named_parameters():
+                    if name in target:
+                        target[name].lerp_(p_o, self.cfg.target_tau)
         elif self.updates % self.cfg.target_update_every == 0:
             self.target.load_state_dict(self.online.state_dict())
 
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.trainable)
+
     def get_weights(self) -> dict[str, torch.Tensor]:
-        """A CPU copy of the online network's weights, for actors."""
+        """A CPU copy of the online network's weights (with LoRA: adapters and heads), for actors."""
         return {k: v.detach().to("cpu", copy=True) for k, v in self.online.state_dict().items()}
 
     def state_dict(self, device: str | None = None) -> dict:
         """Networks, optimizer and counters; `device="cpu"` returns copies on the CPU."""
         move = (lambda x: _to(x, device)) if device else (lambda x: x)
-        return {
+        base = {"base": self.online.base_reference()} if getattr(self.online.cfg, "lora_rank", 0) else {}
+        return base | {
             "online": move(self.online.state_dict()),
             "target": move(self.target.state_dict()),
             "optimizer": move(self.optimizer.state_dict()),
@@ -153,6 +161,9 @@ class Learner:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        if "base" in state:
+            ref = self.online.base_reference()
+            check_base(state["base"], ref["path"], ref["fingerprint"], "the learner state")
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -160,6 +171,23 @@ class Learner:
         self.transitions_trained = int(state["transitions_trained"])
         self.nonfinite_updates = int(state.get("nonfinite_updates", self.nonfinite_updates))
         self.rollbacks = int(state.get("rollbacks", self.rollbacks))
+
+
+def param_groups(online: torch.nn.Module, cfg: LearnerConfig) -> list[dict]:
+    """The trainable parameters, the heads a Hugging Face model gains at `head_lr` when one is set."""
+    named = [(n, p) for n, p in online.named_parameters() if p.requires_grad]
+    if not (cfg.head_lr > 0 and hasattr(online, "lm")):
+        return [{"params": [p for _, p in named]}]
+    heads = [p for n, p in named if not n.startswith("lm.")]
+    body = [p for n, p in named if n.startswith("lm.")]
+    return [g for g in ({"params": body}, {"params": heads, "lr": cfg.head_lr}) if g["params"]]
+
+
+def make_target(online: torch.nn.Module):
+    """The target network: a frozen copy of the online one; with LoRA, a copy of its adapters and heads only."""
+    if getattr(online.cfg, "lora_rank", 0) > 0:
+        return AdapterTarget(online)
+    return copy.deepcopy(online).requires_grad_(False)
 
 
 def _to(obj, device: str):

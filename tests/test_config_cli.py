@@ -99,7 +99,18 @@ def test_tokenq_config_prints_yaml_that_train_takes_back(tmp_path):
 def test_presets_are_the_packaged_yaml_files():
     from tokenq.config import PRESET_DIR, PRESETS
 
-    assert PRESETS == ["add", "article", "copy", "fluency", "hf-small", "keywords", "reverse", "sort", "tiny"]
+    assert PRESETS == [
+        "add",
+        "article",
+        "copy",
+        "fluency",
+        "hf-small",
+        "keywords",
+        "lipogram",
+        "reverse",
+        "sort",
+        "tiny",
+    ]
     assert all((PRESET_DIR / f"{name}.yaml").is_file() for name in PRESETS)
     article = load_config("article")
     assert (article.task.max_length, article.model.max_gen_len, article.model.vocab_size) == (100, 100, 10_000)

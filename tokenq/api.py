@@ -19,13 +19,15 @@ def run_training(
     resume: dict | None = None,
 ) -> dict:
     """Train in `mode` ("serial": one process; "local": Ape-X on Ray) and return the summary."""
-    from tokenq.build import build_spec
+    from tokenq.build import build_spec, check_resume_base
     from tokenq.cli import check_distributed_is_ours
 
     problem = check_distributed_is_ours()
     if problem:
         raise ConfigError(problem)
     spec = build_spec(cfg)
+    if resume is not None:
+        check_resume_base(spec, resume, run_dir)
     log.info("tokenq train: config %s, mode %s, run dir %s", config_name, mode, run_dir)
     if mode == "serial":
         from tokenq.serial import train_serial

@@ -15,7 +15,7 @@ from actors.rollout import RolloutWorker
 from actors.tasks import PromptSource, Task, TaskError, heldout_prompts, make_task
 from distributed.launch import HostFactories
 from learner.learner import Learner
-from learner.model import QNetConfig
+from learner.model import QNetConfig, make_network
 from learner.tabular import State, q_star
 from tokenq.config import Config, ConfigError, config_from_dict
 
@@ -29,6 +29,10 @@ class RunSpec:
     net_cfg: QNetConfig
     heldout: np.ndarray  # (N, P) evaluation prompts, never trained on
     q_star: dict[State, np.ndarray] | None
+
+    def acting_network(self):
+        """A network to act and evaluate with (with LoRA, on the base model the task's prior holds)."""
+        return acting_network(self.task, self.net_cfg) or make_network(self.net_cfg)
 
 
 def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
@@ -61,6 +65,17 @@ def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
     return m
 
 
+def acting_network(task: Task, net_cfg: QNetConfig):
+    """The network a process acts with. With LoRA it is built on the LM the task's fluency prior already holds
+    (the prior reads it with the adapters off): one copy of the base model per process. None: built from net_cfg."""
+    prior = getattr(task, "prior", None)
+    if not (net_cfg.hf_path and net_cfg.lora_rank > 0 and prior is not None):
+        return None
+    from learner.hf import HFQNetwork
+
+    return HFQNetwork(net_cfg, lm=prior.net.lm).eval()
+
+
 def make_worker(
     cfg: Config, task: Task, net_cfg: QNetConfig, heldout: np.ndarray, epsilon: float, seed: int
 ) -> RolloutWorker:
@@ -77,15 +92,17 @@ def make_worker(
         seed + 1,
         a.explore,
         a.temperature,
+        net=acting_network(task, net_cfg),
     )
 
 
-def build_task(cfg: Config) -> Task:
-    """The configured task; a text task also loads its tokenizer and frozen prior from init.from_run."""
+def build_task(cfg: Config, with_prior: bool = True) -> Task:
+    """The configured task; a text task also loads its tokenizer and frozen prior (init.from_run or init.from_hf;
+    `with_prior=False` skips a Hugging Face model's prior, which only actors and evaluation use)."""
     from tokenq import text_setup
 
     if cfg.task.name in text_setup.TEXT_TASKS or cfg.init.from_hf:
-        return text_setup.build_text_task(cfg)
+        return text_setup.build_text_task(cfg, with_prior)
     try:
         return make_task(cfg.task.name, cfg.task.prompt_len)
     except TaskError as err:
@@ -113,6 +130,18 @@ def build_spec(cfg: Config) -> RunSpec:
     return RunSpec(cfg, task, net_cfg, heldout, table)
 
 
+def check_resume_base(spec: RunSpec, state: dict, source) -> None:
+    """A checkpoint of LoRA adapters continues only on the base model it was trained on (one sentence if not)."""
+    reference = state["learner"].get("base")
+    if reference is None:
+        return
+    from learner.lora import check_base
+
+    prior = getattr(spec.task, "prior", None)
+    own = (prior.net if prior is not None else make_network(spec.net_cfg)).base_reference()
+    check_base(reference, spec.net_cfg.hf_path, own["fingerprint"], source)
+
+
 def init_learner(learner, cfg: Config) -> None:
     """Start online and target networks from init.from_run's newest checkpoint (the optimizer starts fresh)."""
     from tokenq.text_setup import init_checkpoint, load_weights
@@ -133,7 +162,7 @@ def _worker_from_config(config: dict, epsilon: float, seed: int) -> RolloutWorke
 
 def _learner_from_config(config: dict) -> Learner:
     cfg = config_from_dict(config)
-    learner = Learner(cfg.learner, resolve_net_config(cfg, build_task(cfg)), seed=cfg.train.seed)
+    learner = Learner(cfg.learner, resolve_net_config(cfg, build_task(cfg, with_prior=False)), seed=cfg.train.seed)
     init_learner(learner, cfg)
     return learner
 

@@ -1,4 +1,4 @@
-"""The `tokenq` command: train, eval, pretrain, generate, export, config, bench. Errors users can fix are one
+"""The `tokenq` command: train, eval, pretrain, generate, export, hf-import, config, bench. Errors users can fix are one
 sentence and exit code 2.
 
 Module-level imports are the standard library only, so that `tokenq --help` answers at once; each command imports
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger("tokenq")
-PRESET_NAMES = "reverse, copy, sort, add, tiny, keywords, fluency, article, hf-small"
+PRESET_NAMES = "reverse, copy, sort, add, tiny, keywords, fluency, article, hf-small, lipogram"
 
 
 # The errors a user can fix, by module: reported as their one sentence, exit code 2.
@@ -24,6 +24,7 @@ USER_ERRORS = {
     "actors.text": "TextError",
     "learner.checkpoint": "CheckpointError",
     "learner.hf": "HFModelError",
+    "learner.lora": "LoRAError",
     "learner.learner": "DivergedError",
     "replay.format": "CodecError",
     "replay.shard": "SnapshotError",
@@ -111,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--run-dir", type=Path, required=True)
     x.add_argument("--out", type=Path, required=True, help="a new directory for the model and its tokenizer")
     x.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file (default: the newest in the run)")
+
+    h = sub.add_parser("hf-import", help="convert a GGUF file to a Hugging Face model directory (float32 safetensors)")
+    h.add_argument("gguf", type=Path, help="the .gguf file")
+    h.add_argument("--out", type=Path, required=True, help="a new directory for the model and its tokenizer")
 
     b = sub.add_parser("bench", help="measure rollout and learner throughput; prints figures")
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -206,6 +211,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_hf_import(args) -> int:
+    from tokenq.export import import_gguf
+
+    info = import_gguf(args.gguf, args.out)
+    print(
+        f"imported {info['architecture']} ({info['parameters']:,} parameters, vocabulary {info['vocab_size']}) to "
+        f"{info['out']}; use init.from_hf={info['out']}"
+    )
+    return 0
+
+
 def cmd_bench(args) -> int:
     from tokenq.bench import run_bench
 
@@ -235,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "generate": cmd_generate,
         "config": cmd_config,
         "export": cmd_export,
+        "hf-import": cmd_hf_import,
     }
     try:
         return commands[args.command](args)

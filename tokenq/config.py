@@ -6,6 +6,7 @@ Every error is a ConfigError whose message is one sentence naming the bad key or
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
 import io
 import re
@@ -98,7 +99,9 @@ class TrainConfig:
 @dataclass
 class InitConfig:
     from_run: str = ""  # start from this run's newest checkpoint (a `tokenq pretrain` run for text tasks)
-    from_hf: str = ""  # a Hugging Face causal LM directory (save_pretrained, with its tokenizer) as the Q-network
+    # A Hugging Face causal LM as the Q-network: a directory (save_pretrained, with its tokenizer) or a .gguf file
+    # (dequantized to float32; `tokenq hf-import FILE.gguf --out DIR` converts it once).
+    from_hf: str = ""
 
 
 @dataclass
@@ -315,6 +318,18 @@ def validate(cfg: Config) -> None:
     _check(
         c.model.q_head in ("dueling", "logits", "separate"),
         f"model.q_head must be dueling, logits or separate, got {c.model.q_head!r}",
+    )
+    _check(c.model.lora_rank >= 0, f"model.lora_rank must be >= 0 (0 = full fine-tuning), got {c.model.lora_rank}")
+    _check(c.learner.head_lr >= 0, f"learner.head_lr must be >= 0 (0 = learner.lr), got {c.learner.head_lr}")
+    _check(not c.model.token_bias or bool(c.init.from_hf), "model.token_bias needs a Hugging Face model (init.from_hf)")
+    _check(c.model.lora_alpha > 0, f"model.lora_alpha must be > 0, got {c.model.lora_alpha}")
+    _check(
+        c.model.lora_rank == 0 or bool(c.init.from_hf),
+        "model.lora_rank needs a Hugging Face model (init.from_hf): tokenq's own network trains in full",
+    )
+    _check(
+        c.model.lora_rank == 0 or importlib.util.find_spec("peft") is not None,
+        'model.lora_rank needs peft, which is not installed: pip install -e ".[hf]"',
     )
     _check(
         not c.learner.grad_checkpointing or bool(c.init.from_hf),

@@ -36,7 +36,7 @@ def load_run(run_dir: Path, checkpoint: Path | None = None, num_prompts: int | N
     if path is None:
         raise CheckpointError(f"{run_dir} has no checkpoints to evaluate")
     state = load_checkpoint(path)
-    net = make_network(spec.net_cfg)
+    net = spec.acting_network()
     load_weights(net, state, path)
     return spec, net.eval(), state, path
 

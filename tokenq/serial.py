@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from distributed.codec import pack_weights
 from learner.checkpoint import CheckpointError, checkpoint_updates, list_checkpoints
 from learner.learner import Learner
 from replay.format import rng_state, set_rng_state
@@ -167,6 +168,8 @@ def train_serial(
             "resumed_from_updates": None if resume is None else int(resume["learner"]["updates"]),
             "nodes": [],
             "num_parameters": learner.online.num_parameters(),
+            "trainable_parameters": learner.trainable_parameters(),
+            "weights_bytes_per_publish": len(pack_weights(learner.online.state_dict())),
             "final_losses": metrics,
         }
         return rec.finish(learner.online, counts, extra, stopped_by=stop_request.name)

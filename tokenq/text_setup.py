@@ -89,9 +89,9 @@ def apply_init_run(cfg: Config) -> None:
         raise ConfigError(f"{cfg.init.from_run}/config.json has no usable model section") from None
 
 
-def build_text_task(cfg: Config) -> TextTask:
+def build_text_task(cfg: Config, with_prior: bool = True) -> TextTask:
     if cfg.init.from_hf:
-        return build_hf_task(cfg)
+        return build_hf_task(cfg, with_prior)
     if cfg.task.name == "lipogram":
         raise ConfigError("task lipogram needs a Hugging Face model (init.from_hf=DIR)")
     if not cfg.init.from_run:
@@ -108,6 +108,11 @@ def build_text_task(cfg: Config) -> TextTask:
 
 
 def load_weights(net: QNetwork, state: dict, source) -> None:
+    if "base" in state["learner"]:  # adapters: only on the base model they were trained on
+        from learner.lora import check_base
+
+        ref = net.base_reference()
+        check_base(state["learner"]["base"], ref["path"], ref["fingerprint"], source)
     try:
         net.load_state_dict(state["learner"]["online"])
     except (RuntimeError, KeyError, TypeError) as err:
@@ -141,9 +146,11 @@ def _user_reward_fn(name: str):
     return task.fn
 
 
-def build_hf_task(cfg: Config):
+def build_hf_task(cfg: Config, with_prior: bool = True):
     """A text task on the Hugging Face model in init.from_hf: its tokenizer, and the model itself frozen as the
-    fluency prior; keywords and topics are the corpus's most frequent content words."""
+    fluency prior (read with any adapters off, so that a LoRA Q-network can share it: `acting_network`); keywords
+    and topics are the corpus's most frequent content words. `with_prior=False`: no prior (the learner's process
+    needs only the task's sizes)."""
     from actors.hf_tasks import HFTextTask
     from actors.hf_text import HFTokenizer, content_words
     from learner.hf import HFQNetwork, context_length, load_causal_lm
@@ -154,7 +161,8 @@ def build_hf_task(cfg: Config):
     vocab = lm.get_output_embeddings().out_features
     tokenizer = HFTokenizer.load(cfg.init.from_hf, vocab, t.chat_template)
     prior_cfg = dataclasses.replace(cfg.model, hf_path=cfg.init.from_hf, q_head="logits")
-    prior = PriorModel(HFQNetwork(prior_cfg, lm=lm)) if t.prior_coef else None
+    prior_cfg.lora_rank, prior_cfg.token_bias = 0, False
+    prior = PriorModel(HFQNetwork(prior_cfg, lm=lm, base_only=True)) if t.prior_coef and with_prior else None
     task = HFTextTask(
         t.name,
         tokenizer,
