@@ -49,6 +49,7 @@ class LearnerConfig:
     # Learning rate of the heads a Hugging Face model gains (V, Q, token bias); 0 = lr. New heads start at 0 and must
     # travel further than adapters in as many updates.
     head_lr: float = 0.0
+    token_bias_lr: float = 0.0  # learning rate of model.token_bias; 0 = head_lr (or lr)
     grad_clip: float = 10.0  # global gradient-norm clip
     gamma: float = 0.99  # discount factor in [0, 1)
     n_step: int = 1  # n-step returns; n > 1 propagates faster but is biased off-policy (no correction)

@@ -174,13 +174,18 @@ class Learner:
 
 
 def param_groups(online: torch.nn.Module, cfg: LearnerConfig) -> list[dict]:
-    """The trainable parameters, the heads a Hugging Face model gains at `head_lr` when one is set."""
+    """The trainable parameters; the heads a Hugging Face model gains at `head_lr`, its token bias at
+    `token_bias_lr`, when they are set."""
     named = [(n, p) for n, p in online.named_parameters() if p.requires_grad]
-    if not (cfg.head_lr > 0 and hasattr(online, "lm")):
+    if not hasattr(online, "lm"):
         return [{"params": [p for _, p in named]}]
-    heads = [p for n, p in named if not n.startswith("lm.")]
-    body = [p for n, p in named if n.startswith("lm.")]
-    return [g for g in ({"params": body}, {"params": heads, "lr": cfg.head_lr}) if g["params"]]
+    head_lr = cfg.head_lr or cfg.lr
+    groups = [
+        {"params": [p for n, p in named if n.startswith("lm.")], "lr": cfg.lr},
+        {"params": [p for n, p in named if not n.startswith("lm.") and n != "token_bias"], "lr": head_lr},
+        {"params": [p for n, p in named if n == "token_bias"], "lr": cfg.token_bias_lr or head_lr},
+    ]
+    return [g for g in groups if g["params"]]
 
 
 def make_target(online: torch.nn.Module):

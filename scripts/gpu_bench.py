@@ -18,6 +18,15 @@ Needs only PyTorch (a CUDA build for `--device cuda`) and NumPy, and this reposi
 sys.path itself: nothing installed from the repository, no Ray, msgpack, PyYAML, TensorBoard or matplotlib. It
 imports learner/ (torch, numpy), replay/episodes.py (numpy) and tokenq/bench.py, whose module level needs nothing
 more; tests/test_gpu_script_env.py runs it in a fresh venv holding only torch and numpy.
+
+Hugging Face shapes (tokenq/bench_hf.py), when `transformers` is installed (LoRA shapes also need `peft`; without
+them the shapes are skipped and `hf_skipped` says why): SmolLM2-135M and a 1B Llama (Llama-3.2-1B's shape) built
+from their configs, each trained in full (`*_full`) and with rank-16 LoRA on every linear layer (`*_lora`), on
+48-token prompts and 32-token episodes. Their FLOPs are `hf_update_flops` (LoRA's backward skips the base's weight
+gradients). Every shape also reports MFU against the peak measured on the same device (`measured_peak_tflops`: a
+large bf16 matmul; fp32 on the CPU) as `.mfu_measured`, and against the datasheet's dense bf16 figure
+(`--datasheet-tflops`, 989 for an H100/H200) as `.mfu_datasheet`; `.trainable_parameters` and `.weights_mb_per_publish`
+show what LoRA saves.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from tokenq.bench import (  # noqa: E402
 log = logging.getLogger("gpu_bench")
 
 DEFAULT_PEAK_TFLOPS = 790.0
+DATASHEET_TFLOPS = 989.0  # H100/H200 SXM dense bf16
 
 
 @dataclass
@@ -118,12 +128,89 @@ def measure(shape: Shape, device: str, warmup: int, max_updates: int, max_second
     return out
 
 
+def measured_peak_tflops(device: str, tiny: bool) -> float:
+    """The best TFLOP/s of a large square matmul on this device (bf16 on CUDA, fp32 on the CPU): the peak MFU is
+    also measured against, so that it is not only guessed from a datasheet."""
+    dev = torch.device(device)
+    n = 512 if tiny else 8192
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+    best = float("inf")
+    for _ in range(3 if tiny else 10):
+        _sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(2 if tiny else 20):
+            a @ b
+        _sync(dev)
+        best = min(best, (time.perf_counter() - t0) / (2 if tiny else 20))
+    return 2 * n**3 / best / 1e12
+
+
+def measure_hf(shape, device: str, warmup: int, max_updates: int, max_seconds: float, peaks: dict) -> dict:
+    """One Hugging Face shape: updates/s, tokens/s and MFU (tokenq/bench_hf.py builds the network and counts FLOPs)."""
+    from distributed.codec import pack_weights
+    from tokenq.bench_hf import hf_network, hf_update_flops
+
+    learner = Learner(LearnerConfig(n_step=1, device=device), None, net=hf_network(shape))
+    dev = learner.device
+    batch = full_batch(shape.batch, shape.prompt_len, shape.steps, shape.vocab, np.random.default_rng(0))
+    for _ in range(warmup):
+        learner.update(batch)
+    _sync(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    done, t0 = 0, time.perf_counter()
+    while done < max_updates and (done == 0 or time.perf_counter() - t0 < max_seconds):
+        learner.update(batch)
+        done += 1
+    _sync(dev)
+    seconds = (time.perf_counter() - t0) / done
+    flops = hf_update_flops(shape)
+    achieved = flops / seconds
+    p = shape.name
+    out = {
+        f"{p}.updates_per_s": 1 / seconds,
+        f"{p}.tokens_per_s": shape.batch * (shape.prompt_len + shape.steps - 1) / seconds,
+        f"{p}.transitions_per_s": shape.batch * shape.steps / seconds,
+        f"{p}.flops_per_update": flops,
+        f"{p}.flops_per_update_counted": counted_update_flops(learner, batch),
+        f"{p}.achieved_tflops": achieved / 1e12,
+        f"{p}.mfu_measured": achieved / (peaks["measured"] * 1e12),
+        f"{p}.mfu_datasheet": achieved / (peaks["datasheet"] * 1e12),
+        f"{p}.batch": shape.batch,
+        f"{p}.parameters": learner.online.num_parameters(),
+        f"{p}.trainable_parameters": learner.trainable_parameters(),
+        f"{p}.weights_mb_per_publish": len(pack_weights(learner.get_weights())) / 1e6,
+        f"{p}.timed_updates": done,
+    }
+    if dev.type == "cuda":
+        out[f"{p}.max_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 1e9
+    log.info(
+        "%s: %.2f updates/s, %.1f TFLOP/s, MFU %.3f of measured peak",
+        p,
+        1 / seconds,
+        achieved / 1e12,
+        out[f"{p}.mfu_measured"],
+    )
+    return out
+
+
+def hf_missing() -> str:
+    """Why the Hugging Face shapes cannot run here ('' when they can)."""
+    import importlib.util
+
+    missing = [m for m in ("transformers", "peft") if importlib.util.find_spec(m) is None]
+    return f"{' and '.join(missing)} not installed" if missing else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Learner throughput and MFU on a GPU (bf16 autocast).")
     p.add_argument("--out", type=Path, required=True, help="write the figures here as JSON")
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     p.add_argument("--tiny", action="store_true", help="tiny shapes and a few updates (a smoke test)")
     p.add_argument("--peak-tflops", type=float, default=DEFAULT_PEAK_TFLOPS, help="the peak MFU is measured against")
+    p.add_argument("--datasheet-tflops", type=float, default=DATASHEET_TFLOPS, help="the device's dense bf16 figure")
+    p.add_argument("--no-hf", action="store_true", help="skip the Hugging Face shapes")
     p.add_argument("--warmup", type=int, default=5, help="untimed updates per shape")
     p.add_argument("--updates", type=int, default=100, help="most timed updates per shape")
     p.add_argument("--seconds", type=float, default=60.0, help="timing stops after this many seconds per shape")
@@ -142,6 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     for shape in shapes:
         figures.update(measure(shape, args.device, warmup, updates, args.seconds, args.peak_tflops * 1e12))
+    skipped = "--no-hf" if args.no_hf else hf_missing()
+    if skipped:
+        figures["hf_skipped"] = skipped
+    else:
+        from tokenq.bench_hf import HF_SHAPES, TINY_HF_SHAPES
+
+        peaks = {"measured": measured_peak_tflops(args.device, args.tiny), "datasheet": args.datasheet_tflops}
+        figures.update({"measured_peak_tflops": peaks["measured"], "datasheet_tflops": peaks["datasheet"]})
+        for shape in TINY_HF_SHAPES if args.tiny else HF_SHAPES:
+            figures.update(measure_hf(shape, args.device, warmup, updates, args.seconds, peaks))
     print_table(figures)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

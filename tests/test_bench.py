@@ -227,7 +227,83 @@ GPU_SHAPES = {
 }
 
 
-def check_gpu_figures(figures: dict, shapes: dict, peak_tflops: float, cuda: bool) -> None:
+# --tiny Hugging Face shapes: a tied Llama, d=32, I=64, 2 layers, 4 heads, 2 KV heads (d_kv=16), V=128, P=4, T=6 (the
+# sequence holds S = P + T - 1 = 9 tokens), B=4; LoRA rank 4 on q, k, v, o, gate, up, down.
+# Forward per episode: projections 2 * 2 * (2 * 32**2 + 2 * 32 * 16 + 3 * 32 * 64) * 9 = 331,776; attention
+# 2 * 4 * 9**2 * 32 = 20,736; LM and V heads 2 * (32 * 128 + 32) * 6 = 49,536: F = 4 * 402,048 = 1,608,192.
+TINY_HF_FORWARD = 4 * (331_776 + 20_736 + 49_536)
+TINY_HF_SHAPES = {
+    "hf_full": {
+        "batch": 4,
+        "steps": 6,
+        "prompt_len": 4,
+        "flops": 4 * TINY_HF_FORWARD,  # 6,432,768
+        "recomputed": 4 * 2 * 2 * 9**2 * 32,  # 41,472
+        # embeddings 4,096 (tied) + 2 layers of 9,280 + final norm 32 + V head 33
+        "parameters": 22_721,
+        "trainable": 22_721,
+        "sent": 22_721 + 4_096,
+    },
+    "hf_lora": {
+        "batch": 4,
+        "steps": 6,
+        "prompt_len": 4,
+        # 2 F (online and target forward) + input gradients (projections, attention twice, LM head, V head's two
+        # products, less the first layer's q, k, v: 9 * (2 * (32**2 + 2 * 32 * 16) + 3 * 2 * 4 * 32) = 43,776)
+        # + 4 x adapters (2 * 4 * (4 * 32 + 2 * 48 + 3 * 96) = 4,096 per layer and token)
+        "flops": 2 * TINY_HF_FORWARD
+        + 4 * (331_776 + 2 * 20_736 + 2 * 32 * 128 * 6 + 4 * 32 * 6 - 43_776)
+        + 4 * 4 * 2 * 9 * 4_096,  # 5,913,600
+        "recomputed": 4 * 2 * 2 * 9**2 * 32,
+        "parameters": 22_721 + 2 * 2_048,  # adapters: 4 * (64 + 48 + 48 + 64 + 96 + 96 + 96) per layer
+        "trainable": 2 * 2_048 + 33,  # adapters and the V head
+    },
+}
+HF_KEYS = (
+    "updates_per_s",
+    "tokens_per_s",
+    "transitions_per_s",
+    "flops_per_update",
+    "flops_per_update_counted",
+    "achieved_tflops",
+    "mfu_measured",
+    "mfu_datasheet",
+    "batch",
+    "parameters",
+    "trainable_parameters",
+    "weights_mb_per_publish",
+    "timed_updates",
+)
+
+
+def check_hf_figures(figures: dict, shapes: dict, cuda: bool) -> set:
+    """The Hugging Face shapes' figures against the hand counts; returns their keys."""
+    measured, datasheet = figures["measured_peak_tflops"], figures["datasheet_tflops"]
+    assert math.isfinite(measured) and measured > 0 and datasheet == 989.0
+    for name, shape in shapes.items():
+        f = {key.removeprefix(f"{name}."): value for key, value in figures.items() if key.startswith(f"{name}.")}
+        assert math.isfinite(f["updates_per_s"]) and f["updates_per_s"] > 0, name
+        assert f["batch"] == shape["batch"] and f["flops_per_update"] == shape["flops"], name
+        assert f["parameters"] == shape["parameters"] and f["trainable_parameters"] == shape["trainable"], name
+        if not cuda:
+            assert f["flops_per_update_counted"] == shape["flops"] + shape["recomputed"], name
+        # what one publication sends: the state dict as float32 (a tied LM head a second time), a header per array
+        sent = shape.get("sent", shape["trainable"])
+        assert 4 * sent < 1e6 * f["weights_mb_per_publish"] < 4 * sent + 4096, name
+        achieved = shape["flops"] * f["updates_per_s"] / 1e12
+        assert f["achieved_tflops"] == pytest.approx(achieved, rel=1e-12), name
+        assert f["mfu_measured"] == pytest.approx(achieved / measured, rel=1e-12), name
+        assert f["mfu_datasheet"] == pytest.approx(achieved / datasheet, rel=1e-12), name
+        assert f["transitions_per_s"] == pytest.approx(f["updates_per_s"] * shape["batch"] * shape["steps"]), name
+        sequence = shape["prompt_len"] + shape["steps"] - 1
+        assert f["tokens_per_s"] == pytest.approx(f["updates_per_s"] * shape["batch"] * sequence), name
+    keys = HF_KEYS + (("max_memory_gb",) if cuda else ())
+    return {"measured_peak_tflops", "datasheet_tflops"} | {f"{n}.{k}" for n in shapes for k in keys}
+
+
+def check_gpu_figures(
+    figures: dict, shapes: dict, peak_tflops: float, cuda: bool, hf_shapes: dict | None = None
+) -> None:
     """The script's figures against the hand counts; the timings (updates/s) only finite and positive, and every
     rate tied to them."""
     for name, shape in shapes.items():
@@ -247,7 +323,8 @@ def check_gpu_figures(figures: dict, shapes: dict, peak_tflops: float, cuda: boo
         achieved = shape["flops"] * f["updates_per_s"] / 1e12
         assert f["achieved_tflops"] == pytest.approx(achieved, rel=1e-12), name
         assert f["mfu"] == pytest.approx(achieved / peak_tflops, rel=1e-12), name
-    assert set(figures) == {"device", "peak_tflops", "torch"} | {
+    hf = check_hf_figures(figures, hf_shapes, cuda) if hf_shapes else {"hf_skipped"}
+    assert set(figures) == {"device", "peak_tflops", "torch"} | hf | {
         f"{name}.{key}"
         for name in shapes
         for key in (
@@ -265,10 +342,13 @@ def check_gpu_figures(figures: dict, shapes: dict, peak_tflops: float, cuda: boo
     }
 
 
-def check_tiny_cpu_figures(figures: dict, torch_version: str) -> None:
-    """`--device cpu --tiny` with the default peak: tiny shapes, one untimed and three timed updates each."""
+def check_tiny_cpu_figures(figures: dict, torch_version: str, hf: bool = True) -> None:
+    """`--device cpu --tiny` with the default peak: tiny shapes, one untimed and three timed updates each; with
+    `hf=False` (no transformers installed) the Hugging Face shapes are skipped and say why."""
     assert figures["device"] == "cpu" and figures["peak_tflops"] == 790.0 and figures["torch"] == torch_version
-    check_gpu_figures(figures, TINY_GPU_SHAPES, 790.0, cuda=False)
+    check_gpu_figures(figures, TINY_GPU_SHAPES, 790.0, cuda=False, hf_shapes=TINY_HF_SHAPES if hf else None)
+    if not hf:
+        assert "transformers" in figures["hf_skipped"]
     assert figures["article.timed_updates"] == figures["large.timed_updates"] == 3
 
 
@@ -280,14 +360,33 @@ def test_gpu_script_runs_tiny_on_cpu(tmp_path):
 def test_gpu_script_measures_mfu_against_the_peak_it_is_given(tmp_path):
     figures = _run_gpu_script(tmp_path, "--device", "cpu", "--tiny", "--peak-tflops", "0.5")
     assert figures["peak_tflops"] == 0.5
-    check_gpu_figures(figures, TINY_GPU_SHAPES, 0.5, cuda=False)
+    check_gpu_figures(figures, TINY_GPU_SHAPES, 0.5, cuda=False, hf_shapes=TINY_HF_SHAPES)
 
 
 @pytest.mark.gpu
 def test_gpu_script_on_cuda(tmp_path):
+    from tokenq.bench_hf import HF_SHAPES, hf_update_flops  # its formula is checked against hand counts above
+
     figures = _run_gpu_script(tmp_path, "--warmup", "2", "--updates", "5", "--seconds", "10")
     assert figures["device"] == torch.cuda.get_device_name() and figures["peak_tflops"] == 790.0
-    check_gpu_figures(figures, GPU_SHAPES, 790.0, cuda=True)
+    # SmolLM2-135M: 134,515,008 parameters and a V head of 577, LoRA rank 16 adds 16 * 10,176 per layer (30 layers);
+    # the 1B Llama: 1,235,814,400 and 2,049, LoRA adds 16 * 44,032 per layer (16 layers).
+    params = {"smollm2": (134_515_008, 577, 30 * 16 * 10_176), "llama1b": (1_235_814_400, 2_049, 16 * 16 * 44_032)}
+    hf_shapes = {}
+    for shape in HF_SHAPES:
+        model, mode = shape.name.split("_")
+        base, v_head, adapters = params[model]
+        lora = mode == "lora"
+        hf_shapes[shape.name] = {
+            "batch": shape.batch,
+            "steps": shape.steps,
+            "prompt_len": shape.prompt_len,
+            "flops": hf_update_flops(shape),
+            "parameters": base + v_head + (adapters if lora else 0),
+            "trainable": adapters + v_head if lora else base + v_head,
+            "sent": adapters + v_head if lora else base + v_head + shape.hidden * shape.vocab,
+        }
+    check_gpu_figures(figures, GPU_SHAPES, 790.0, cuda=True, hf_shapes=hf_shapes)
     for name in GPU_SHAPES:
         assert 1 <= figures[f"{name}.timed_updates"] <= 5
     assert figures["large.mfu"] < 1

@@ -162,6 +162,7 @@ def lora_run(tmp_path_factory):
     return model, run
 
 
+@pytest.mark.slow
 def test_a_lora_run_checkpoints_adapters_resumes_and_reports_its_publish_size(lora_run):
     from learner.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -178,6 +179,7 @@ def test_a_lora_run_checkpoints_adapters_resumes_and_reports_its_publish_size(lo
     assert state["learner"]["base"]["path"] == str(model)
 
 
+@pytest.mark.slow
 def test_eval_and_export_of_a_lora_run(lora_run, tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
@@ -202,6 +204,7 @@ def test_eval_and_export_of_a_lora_run(lora_run, tmp_path, capsys):
     assert theirs == ours
 
 
+@pytest.mark.slow
 def test_adapters_on_another_base_model_are_refused_in_one_sentence(lora_run, tmp_path, capsys):
     import shutil
 
@@ -295,3 +298,21 @@ def test_smollm2_loads_from_gguf_and_imports_to_a_model_directory(tmp_path, caps
         assert torch.equal(direct(ids).logits, lm(ids).logits)
         text = tok.decode(lm.generate(ids, max_new_tokens=12, do_sample=False)[0, len(prompt) :].tolist())
     assert "cat" in text.lower()  # a real instruct model answers the prompt
+
+
+@pytest.mark.slow
+def test_the_memory_script_compares_full_fine_tuning_with_lora(tmp_path):
+    import subprocess
+    import sys
+
+    model = save_tiny_model(tmp_path / "llama", "llama")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "hf_memory.py"
+    args = [sys.executable, str(script), str(model), "--lora-rank", "4", "--batch", "2", "--prompt", "4"]
+    out = subprocess.run(args + ["--steps", "4", "--updates", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    full, lora = (json.loads(line) for line in out.stdout.strip().splitlines())
+    assert (full["lora_rank"], lora["lora_rank"]) == (0, 4)
+    assert full["trainable_parameters"] == full["parameters"]
+    assert lora["parameters"] - full["parameters"] == lora["trainable_parameters"] - 33  # adapters (V head: 33)
+    assert lora["weights_bytes_per_publish"] < full["weights_bytes_per_publish"]
+    assert full["peak_rss_mb"] > 0 and lora["peak_rss_mb"] > 0

@@ -9,6 +9,8 @@ weights: throughput does not depend on what the weights know).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -61,3 +63,90 @@ def bench_hf(reps: int, timed, rollout_kv, rollout_naive, full_batch, batch: int
         "hf.learner.update_ms": 1000 * update,
         "hf.learner.transitions_per_s": batch * steps / update,
     }
+
+
+# --- the GPU script's Hugging Face shapes (scripts/gpu_bench.py) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HFShape:
+    """A Llama built from its config (random weights), trained in full or with LoRA on synthetic full batches."""
+
+    name: str
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    vocab: int
+    prompt_len: int
+    steps: int  # tokens generated per episode
+    batch: int  # episodes per update
+    lora_rank: int = 0  # 0: full fine-tuning
+
+
+def _llama(hidden, intermediate, layers, heads, kv_heads, vocab) -> dict:
+    return dict(hidden=hidden, intermediate=intermediate, layers=layers, heads=heads, kv_heads=kv_heads, vocab=vocab)
+
+
+SMOLLM2_135M = _llama(576, 1536, 30, 9, 3, 49_152)  # SmolLM2-135M's config.json (134.5M parameters)
+LLAMA_1B = _llama(2048, 8192, 16, 32, 8, 128_256)  # Llama-3.2-1B's config.json (1.24B parameters)
+TINY_LLAMA = _llama(32, 64, 2, 4, 2, 128)
+LORA_RANK = 16
+HF_SHAPES = [
+    HFShape("smollm2_full", **SMOLLM2_135M, prompt_len=48, steps=32, batch=128),
+    HFShape("smollm2_lora", **SMOLLM2_135M, prompt_len=48, steps=32, batch=128, lora_rank=LORA_RANK),
+    HFShape("llama1b_full", **LLAMA_1B, prompt_len=48, steps=32, batch=64),
+    HFShape("llama1b_lora", **LLAMA_1B, prompt_len=48, steps=32, batch=64, lora_rank=LORA_RANK),
+]
+TINY_HF_SHAPES = [
+    HFShape("hf_full", **TINY_LLAMA, prompt_len=4, steps=6, batch=4),
+    HFShape("hf_lora", **TINY_LLAMA, prompt_len=4, steps=6, batch=4, lora_rank=4),
+]
+
+
+def hf_network(shape: HFShape) -> HFQNetwork:
+    """The shape's Q-network: a tied-embedding Llama with the dueling head (LoRA on every linear layer of the body)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=shape.vocab,
+        hidden_size=shape.hidden,
+        intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        max_position_embeddings=shape.prompt_len + shape.steps,
+        tie_word_embeddings=True,
+    )
+    cfg = QNetConfig(q_head="dueling", hf_path=shape.name, lora_rank=shape.lora_rank, lora_alpha=2.0 * shape.lora_rank)
+    return HFQNetwork(cfg, lm=LlamaForCausalLM(config))
+
+
+def hf_update_flops(shape: HFShape) -> int:
+    """Matmul FLOPs of one update on `batch` episodes: the sequence is the prompt and steps-1 actions (S tokens), Q is
+    read at the `steps` generated positions. Per layer and token the projections hold
+    W = 2 d^2 + 2 d d_kv + 3 d I multiply-adds; attention counts the full S x S square (QK^T and AV); the LM head and
+    V head are read at the scored positions. Full fine-tuning: online forward + backward (input and weight gradients)
+    + target forward = 4 F. LoRA: the base's weights get no gradient, so the online backward is the input gradients
+    alone (the linear layers once more, attention twice more); the adapters add 2 r (in + out) per adapted layer and
+    token to each of the online forward, its two backward products and the target forward (tests check the sum
+    against torch's FlopCounterMode, which also counts attention's recomputed scores)."""
+    d, i, L, V = shape.hidden, shape.intermediate, shape.layers, shape.vocab
+    d_kv = d * shape.kv_heads // shape.heads
+    S, T = shape.prompt_len + shape.steps - 1, shape.steps
+    linear = 2 * L * (2 * d * d + 2 * d * d_kv + 3 * d * i) * S
+    attention = L * 4 * S * S * d
+    head = 2 * (d * V + d) * T
+    forward = shape.batch * (linear + attention + head)
+    if shape.lora_rank == 0:
+        return 4 * forward
+    r = shape.lora_rank
+    adapted = 2 * r * (4 * d + 2 * (d + d_kv) + 3 * (d + i))  # q, o: d -> d; k, v: d -> d_kv; gate, up, down
+    adapters = shape.batch * L * S * adapted
+    # The embeddings are frozen, so no gradient is taken for the first layer's q, k, v inputs (base or adapter A);
+    # the V head's input and weight gradients are taken.
+    first_qkv = S * (2 * (d * d + 2 * d * d_kv) + 3 * 2 * r * d)
+    input_grads = shape.batch * (linear + 2 * attention + 2 * d * V * T + 4 * d * T - first_qkv)
+    return 2 * forward + input_grads + 4 * adapters

@@ -321,6 +321,7 @@ def validate(cfg: Config) -> None:
     )
     _check(c.model.lora_rank >= 0, f"model.lora_rank must be >= 0 (0 = full fine-tuning), got {c.model.lora_rank}")
     _check(c.learner.head_lr >= 0, f"learner.head_lr must be >= 0 (0 = learner.lr), got {c.learner.head_lr}")
+    _check(c.learner.token_bias_lr >= 0, f"learner.token_bias_lr must be >= 0, got {c.learner.token_bias_lr}")
     _check(not c.model.token_bias or bool(c.init.from_hf), "model.token_bias needs a Hugging Face model (init.from_hf)")
     _check(c.model.lora_alpha > 0, f"model.lora_alpha must be > 0, got {c.model.lora_alpha}")
     _check(
