@@ -6,7 +6,7 @@ Every error is a ConfigError whose message is one sentence naming the bad key or
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import importlib
 import inspect
 import io
 import re
@@ -280,6 +280,14 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def validate(cfg: Config) -> None:
     c = cfg
     _check(0 <= c.learner.gamma < 1, f"learner.gamma must be in [0, 1), got {c.learner.gamma}")
@@ -329,7 +337,7 @@ def validate(cfg: Config) -> None:
         "model.lora_rank needs a Hugging Face model (init.from_hf): tokenq's own network trains in full",
     )
     _check(
-        c.model.lora_rank == 0 or importlib.util.find_spec("peft") is not None,
+        c.model.lora_rank == 0 or _importable("peft"),
         'model.lora_rank needs peft, which is not installed: pip install -e ".[hf]"',
     )
     _check(
