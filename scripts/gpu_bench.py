@@ -93,11 +93,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(shape: Shape, device: str, warmup: int, max_updates: int, max_seconds: float, peak_flops: float) -> dict:
-    """Updates/s over up to `max_updates` timed updates (at least one; stops after `max_seconds`)."""
-    learner = Learner(LearnerConfig(n_step=1, device=device), shape.net)
+def timed_updates(learner: Learner, batch, warmup: int, max_updates: int, max_seconds: float) -> tuple[float, int]:
+    """(seconds per update, updates timed) over up to `max_updates` updates after `warmup` untimed ones (at least
+    one; stops after `max_seconds`). Peak GPU memory counts from the first timed update."""
     dev = learner.device
-    batch = full_batch(shape.batch, shape.prompt_len, shape.steps, shape.net.vocab_size, np.random.default_rng(0))
     for _ in range(warmup):
         learner.update(batch)
     _sync(dev)
@@ -108,7 +107,14 @@ def measure(shape: Shape, device: str, warmup: int, max_updates: int, max_second
         learner.update(batch)
         done += 1
     _sync(dev)
-    seconds = (time.perf_counter() - t0) / done
+    return (time.perf_counter() - t0) / done, done
+
+
+def measure(shape: Shape, device: str, warmup: int, max_updates: int, max_seconds: float, peak_flops: float) -> dict:
+    """Updates/s over up to `max_updates` timed updates (at least one; stops after `max_seconds`)."""
+    learner = Learner(LearnerConfig(n_step=1, device=device), shape.net)
+    batch = full_batch(shape.batch, shape.prompt_len, shape.steps, shape.net.vocab_size, np.random.default_rng(0))
+    seconds, done = timed_updates(learner, batch, warmup, max_updates, max_seconds)
     flops = update_flops(shape.net, shape.batch, shape.prompt_len, shape.steps)
     p = shape.name
     out = {
@@ -122,8 +128,8 @@ def measure(shape: Shape, device: str, warmup: int, max_updates: int, max_second
         f"{p}.parameters": learner.online.num_parameters(),
         f"{p}.timed_updates": done,
     }
-    if dev.type == "cuda":
-        out[f"{p}.max_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 1e9
+    if learner.device.type == "cuda":
+        out[f"{p}.max_memory_gb"] = torch.cuda.max_memory_allocated(learner.device) / 1e9
     log.info("%s: %.1f updates/s, %.1f TFLOP/s, MFU %.3f", p, 1 / seconds, flops / seconds / 1e12, out[f"{p}.mfu"])
     return out
 
@@ -152,19 +158,8 @@ def measure_hf(shape, device: str, warmup: int, max_updates: int, max_seconds: f
     from tokenq.bench_hf import hf_network, hf_update_flops
 
     learner = Learner(LearnerConfig(n_step=1, device=device), None, net=hf_network(shape))
-    dev = learner.device
     batch = full_batch(shape.batch, shape.prompt_len, shape.steps, shape.vocab, np.random.default_rng(0))
-    for _ in range(warmup):
-        learner.update(batch)
-    _sync(dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    done, t0 = 0, time.perf_counter()
-    while done < max_updates and (done == 0 or time.perf_counter() - t0 < max_seconds):
-        learner.update(batch)
-        done += 1
-    _sync(dev)
-    seconds = (time.perf_counter() - t0) / done
+    seconds, done = timed_updates(learner, batch, warmup, max_updates, max_seconds)
     flops = hf_update_flops(shape)
     achieved = flops / seconds
     p = shape.name
@@ -183,8 +178,8 @@ def measure_hf(shape, device: str, warmup: int, max_updates: int, max_seconds: f
         f"{p}.weights_mb_per_publish": len(pack_weights(learner.get_weights())) / 1e6,
         f"{p}.timed_updates": done,
     }
-    if dev.type == "cuda":
-        out[f"{p}.max_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 1e9
+    if learner.device.type == "cuda":
+        out[f"{p}.max_memory_gb"] = torch.cuda.max_memory_allocated(learner.device) / 1e9
     log.info(
         "%s: %.2f updates/s, %.1f TFLOP/s, MFU %.3f of measured peak",
         p,

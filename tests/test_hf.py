@@ -169,7 +169,6 @@ SMALL += ["task.max_length=10", "actors.batch_size=16", "learner.batch_size=16",
 
 @pytest.mark.slow
 def test_serial_run_generate_eval_and_export_on_a_hf_model(llama_dir, tmp_path, capsys):
-    from transformers import AutoModelForCausalLM
 
     run = tmp_path / "run"
     code, out, err = run_cli(
@@ -197,19 +196,28 @@ def test_serial_run_generate_eval_and_export_on_a_hf_model(llama_dir, tmp_path, 
 
     code, out, err = run_cli(["export", "--run-dir", run, "--out", tmp_path / "exported"], capsys)
     assert code == 0, err
+    ours, theirs = exported_and_ours(run, tmp_path / "exported", 20)
+    assert theirs == ours
+    assert len({tuple(t) for t in ours}) > 1  # the prompts lead to different texts: the check can fail
+
+
+def exported_and_ours(run, exported_dir, n: int) -> tuple[list, list]:
+    """Greedy token ids for n keyword prompts from tokenq (the run's newest checkpoint) and from the exported model's
+    generate(do_sample=False)."""
+    from transformers import AutoModelForCausalLM
+
     from tokenq.evaluate_run import generate_texts, load_run
 
     spec, net, _, _ = load_run(run)
     words = spec.task.pool
-    prompts = [keywords_prompt([words[i], words[(i * 7 + 3) % len(words)]]) for i in range(20)]
+    prompts = [keywords_prompt([words[i], words[(i * 7 + 3) % len(words)]]) for i in range(n)]
     ours = [g["token_ids"] for g in generate_texts(spec, net, prompts)]
-    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "exported")
+    exported = AutoModelForCausalLM.from_pretrained(exported_dir)
     theirs = []
     for text in prompts:
         ids = torch.tensor([spec.task.tokenizer.encode_prompt(text)])
         theirs.append(exported.generate(ids, do_sample=False)[0, ids.shape[1] :].tolist())
-    assert theirs == ours
-    assert len({tuple(t) for t in ours}) > 1  # the prompts lead to different texts: the check can fail
+    return ours, theirs
 
 
 @pytest.mark.parametrize(

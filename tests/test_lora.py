@@ -19,7 +19,7 @@ import torch
 pytest.importorskip("peft")
 
 from hf_models import save_tiny_model  # noqa: E402
-from test_hf import PROMPTS, run_cli, tiny_lm  # noqa: E402
+from test_hf import PROMPTS, exported_and_ours, run_cli, tiny_lm  # noqa: E402
 
 from learner.config import LearnerConfig, QNetConfig  # noqa: E402
 from learner.hf import HFQNetwork  # noqa: E402
@@ -183,24 +183,14 @@ def test_a_lora_run_checkpoints_adapters_resumes_and_reports_its_publish_size(lo
 def test_eval_and_export_of_a_lora_run(lora_run, tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
-    from actors.hf_text import keywords_prompt
-    from tokenq.evaluate_run import generate_texts, load_run
-
     model, run = lora_run
     code, _, err = run_cli(["eval", "--run-dir", run, "--prompts", "12"], capsys)
     assert code == 0, err
     code, _, err = run_cli(["export", "--run-dir", run, "--out", tmp_path / "merged"], capsys)
     assert code == 0, err
-    spec, net, _, _ = load_run(run)
-    words = spec.task.pool
-    prompts = [keywords_prompt([words[i], words[(i * 7 + 3) % len(words)]]) for i in range(12)]
-    ours = [g["token_ids"] for g in generate_texts(spec, net, prompts)]
+    ours, theirs = exported_and_ours(run, tmp_path / "merged", 12)
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     assert not any("lora_" in n for n, _ in exported.named_parameters())
-    theirs = []
-    for text in prompts:
-        ids = torch.tensor([spec.task.tokenizer.encode_prompt(text)])
-        theirs.append(exported.generate(ids, do_sample=False)[0, ids.shape[1] :].tolist())
     assert theirs == ours
 
 
