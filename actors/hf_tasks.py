@@ -7,8 +7,9 @@
   with the decoded prompt and the text generated so far, on `fluency`'s prompts (or task.prompts_file), plus EOS
   and the fluency term.
 - `lipogram`: the prompt asks for one sentence about a topic; `banned_reward` for each generated token whose text
-  holds a letter of `banned`, `eos_reward` for ending, plus the fluency term. A generation succeeds when it has no
-  banned letter and at least `min_words` words.
+  holds a letter of `banned`, `eos_reward` for ending after at least `min_words` words and -`eos_reward` for ending
+  before (else the cheapest way to avoid a letter is to stop), plus the fluency term. A generation succeeds when it
+  has no banned letter and at least `min_words` words.
 The fluency term is prior_coef times log p(a|s) ("logp") or log p(a|s) - max log p(.|s) ("gap") under the frozen
 warm-start model (actors/text_tasks.PriorModel).
 
@@ -160,7 +161,10 @@ class HFTextTask(Task):
         T = actions.shape[1]
         alive = np.arange(T)[None, :] < lengths[:, None]
         r = self.eos_reward * (actions == self.tokenizer.eos_id)
-        if self.keyword_reward:
+        if self.name == "lipogram":  # ending before task.min_words words costs what ending after them pays
+            texts, _ = self._texts(actions, lengths)
+            short = np.array([count_words(t) < self.min_words for t in texts])
+            r = np.where(short[:, None], -r, r)
             r = r + self.keyword_reward * self._keyword_hits(prompts, actions, lengths)[0]
         if self.name == "lipogram":
             r = r + self.banned_reward * self._banned_tokens(actions)

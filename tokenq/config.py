@@ -50,7 +50,8 @@ class TaskConfig:
     max_prompt_tokens: int = 64  # longest prompt in tokens (chat template included); longer ones are refused
     banned: str = "e"  # lipogram: letters no generated token may contain
     banned_reward: float = -1.0  # lipogram: reward for each generated token whose text holds a banned letter
-    min_words: int = 4  # lipogram: words a generation needs to count as a constraint success
+    # lipogram: words a generation needs to count as a constraint success; ending before them costs eos_reward
+    min_words: int = 4
 
 
 @dataclass
