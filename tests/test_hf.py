@@ -365,19 +365,23 @@ def test_grad_checkpointing_recomputes_layers_and_gives_the_same_update():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_local_mode_trains_a_hf_model_and_resumes(arch, tmp_path):
-    """Ape-X on Ray with a Hugging Face Q-network (a second architecture too), then --resume to more updates."""
+@pytest.mark.parametrize("arch, lora_rank", [("llama", 0), ("gpt2", 4)])
+def test_local_mode_trains_a_hf_model_and_resumes(arch, lora_rank, tmp_path):
+    """Ape-X on Ray with a Hugging Face Q-network (a second architecture, with LoRA), then --resume to more updates."""
     from procs import run_cli as run_installed
 
     model = save_tiny_model(tmp_path / arch, arch)
     run = tmp_path / "run"
     args = ["train", "--config", "keywords", "--run-dir", str(run), f"init.from_hf={model}", *SMALL]
-    proc = run_installed(*args, "actors.num_actors=2", timeout=300)
+    proc = run_installed(*args, "actors.num_actors=2", f"model.lora_rank={lora_rank}", timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["mode"] == "local" and summary["learner_updates"] == 12 and summary["env_steps"] > 0
     assert "keyword_coverage" in summary["eval"] and "keyword_coverage" in summary["eval"]["baseline"]
+    # what the learner sends per publish: every weight as float32 in full, adapters and heads alone with LoRA
+    trainable, sent = summary["trainable_parameters"], summary["weights_bytes_per_publish"]
+    assert (trainable == summary["num_parameters"]) == (lora_rank == 0)
+    assert 4 * trainable < sent < 4 * summary["num_parameters"] + 4 * 32 * 400 + 65536
     proc = run_installed("train", "--resume", str(run), "train.total_updates=18", timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((run / "summary.json").read_text())["learner_updates"] == 18

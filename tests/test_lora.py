@@ -211,6 +211,11 @@ def test_adapters_on_another_base_model_are_refused_in_one_sentence(lora_run, tm
         assert err.strip().count("\n") == 0 and "fingerprint" in err, err
 
 
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "llama", "llama")
+
+
 @pytest.mark.parametrize(
     "overrides, words",
     [
@@ -220,8 +225,8 @@ def test_adapters_on_another_base_model_are_refused_in_one_sentence(lora_run, tm
         (["init.from_hf=BADGGUF"], "not a GGUF model"),
     ],
 )
-def test_bad_lora_and_gguf_input_is_one_sentence_and_exit_2(overrides, words, tmp_path, capsys):
-    model = save_tiny_model(tmp_path / "llama", "llama")
+def test_bad_lora_and_gguf_input_is_one_sentence_and_exit_2(overrides, words, tiny_dir, tmp_path, capsys):
+    model = tiny_dir
     bad = tmp_path / "model.gguf"
     bad.write_bytes(b"GGUF" + bytes(range(200)))
     resolved = [o.replace("BADGGUF", str(bad)) for o in overrides]
