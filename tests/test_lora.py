@@ -311,3 +311,16 @@ def test_the_memory_script_compares_full_fine_tuning_with_lora(tmp_path):
     assert lora["parameters"] - full["parameters"] == lora["trainable_parameters"] - 33  # adapters (V head: 33)
     assert lora["weights_bytes_per_publish"] < full["weights_bytes_per_publish"]
     assert full["peak_rss_mb"] > 0 and lora["peak_rss_mb"] > 0
+
+
+def test_lora_with_the_logits_head_still_trains_the_adapters():
+    """q_head=logits with LoRA is allowed: no head is added, but the adapters train and move Q."""
+    cfg = QNetConfig(q_head="logits", lora_rank=4, hf_path="tiny")
+    learner = Learner(LearnerConfig(device="cpu", lr=0.01), cfg, net=HFQNetwork(cfg, lm=tiny_lm("llama")))
+    assert set(learner.get_weights()) and all("lora_" in k for k in learner.get_weights())
+    actions = torch.as_tensor(batch().actions)
+    with torch.no_grad():
+        before = learner.online(PROMPTS, actions)
+    learner.update(batch())
+    with torch.no_grad():
+        assert not torch.allclose(learner.online(PROMPTS, actions), before)
