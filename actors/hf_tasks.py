@@ -164,10 +164,9 @@ class HFTextTask(Task):
         if self.name == "lipogram":  # ending before task.min_words words costs what ending after them pays
             texts, _ = self._texts(actions, lengths)
             short = np.array([count_words(t) < self.min_words for t in texts])
-            r = np.where(short[:, None], -r, r)
+            r = np.where(short[:, None], -r, r) + self.banned_reward * self._banned_tokens(actions)
+        if self.keyword_reward:
             r = r + self.keyword_reward * self._keyword_hits(prompts, actions, lengths)[0]
-        if self.name == "lipogram":
-            r = r + self.banned_reward * self._banned_tokens(actions)
         if self.reward_fn is not None:
             r = r + self._user_rewards(prompts, actions, lengths)
         if self.prior_coef and self.prior is not None:
