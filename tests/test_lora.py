@@ -216,6 +216,7 @@ def tiny_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "llama", "llama")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides, words",
     [
