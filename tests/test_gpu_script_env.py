@@ -47,4 +47,4 @@ def test_gpu_script_runs_tiny_in_a_venv_of_torch_and_numpy_alone(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     figures = json.loads(Path(tmp_path / "gpu.json").read_text())
     assert figures["torch"].split("+")[0] == TORCH
-    check_tiny_cpu_figures(figures, figures["torch"], hf=False)
+    check_tiny_cpu_figures(figures, figures["torch"], hf_skipped="transformers")
