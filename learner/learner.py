@@ -162,8 +162,7 @@ class Learner:
 
     def load_state_dict(self, state: dict) -> None:
         if "base" in state:
-            ref = self.online.base_reference()
-            check_base(state["base"], ref["path"], ref["fingerprint"], "the learner state")
+            check_base(state["base"], self.online.base_reference(), "the learner state")
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])

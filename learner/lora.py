@@ -126,13 +126,14 @@ def weights_fingerprint(lm: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def check_base(reference: dict, path: str, fingerprint: str, source) -> None:
-    """Refuse adapters trained on another base model than the one loaded."""
-    if reference.get("fingerprint") != fingerprint:
+def check_base(reference: dict, own: dict, source) -> None:
+    """Refuse adapters trained on another base model (`reference`, from a checkpoint) than the one loaded (`own`,
+    a network's `base_reference()`)."""
+    if reference.get("fingerprint") != own["fingerprint"]:
         raise CheckpointError(
             f"the checkpoint in {source} holds adapters trained on the base model {reference.get('path')} "
-            f"(weights fingerprint {reference.get('fingerprint')}), but init.from_hf={path} has fingerprint "
-            f"{fingerprint}; give init.from_hf the base model the run was trained on"
+            f"(weights fingerprint {reference.get('fingerprint')}), but init.from_hf={own['path']} has fingerprint "
+            f"{own['fingerprint']}; give init.from_hf the base model the run was trained on"
         )
 
 

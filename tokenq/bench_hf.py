@@ -21,26 +21,32 @@ from learner.learner import Learner
 PROMPT_TOKENS = 12  # a keywords prompt of hf-small ("Write a sentence with the words X, Y.") is 10-14 tokens
 
 
-def hf_small_lm():
-    """A Llama of the hf-small preset's shape, from its config."""
+def llama(vocab: int, hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int, positions: int):
+    """A tied-embedding Llama with random weights (seed 0), built from its config."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=positions,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def hf_small_lm():
+    """A Llama of the hf-small preset's shape."""
     from tokenq.config import load_config
 
     cfg = load_config("hf-small")
     m, t = cfg.model, cfg.task
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=t.vocab_size,
-        hidden_size=m.d_model,
-        intermediate_size=m.mlp_ratio * m.d_model,
-        num_hidden_layers=m.n_layers,
-        num_attention_heads=m.n_heads,
-        num_key_value_heads=m.n_heads,
-        max_position_embeddings=t.max_prompt_tokens + 64,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(config).eval()
+    d = m.d_model
+    return llama(t.vocab_size, d, m.mlp_ratio * d, m.n_layers, m.n_heads, m.n_heads, t.max_prompt_tokens + 64).eval()
 
 
 def bench_hf(reps: int, timed, rollout_kv, rollout_naive, full_batch, batch: int = 32, steps: int = 64) -> dict:
@@ -107,21 +113,10 @@ TINY_HF_SHAPES = [
 
 def hf_network(shape: HFShape) -> HFQNetwork:
     """The shape's Q-network: a tied-embedding Llama with the dueling head (LoRA on every linear layer of the body)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=shape.vocab,
-        hidden_size=shape.hidden,
-        intermediate_size=shape.intermediate,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
-        max_position_embeddings=shape.prompt_len + shape.steps,
-        tie_word_embeddings=True,
-    )
-    cfg = QNetConfig(q_head="dueling", hf_path=shape.name, lora_rank=shape.lora_rank, lora_alpha=2.0 * shape.lora_rank)
-    return HFQNetwork(cfg, lm=LlamaForCausalLM(config))
+    s = shape
+    lm = llama(s.vocab, s.hidden, s.intermediate, s.layers, s.heads, s.kv_heads, s.prompt_len + s.steps)
+    cfg = QNetConfig(q_head="dueling", hf_path=s.name, lora_rank=s.lora_rank, lora_alpha=2.0 * s.lora_rank)
+    return HFQNetwork(cfg, lm=lm)
 
 
 def hf_update_flops(shape: HFShape) -> int:

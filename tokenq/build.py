@@ -139,7 +139,7 @@ def check_resume_base(spec: RunSpec, state: dict, source) -> None:
 
     prior = getattr(spec.task, "prior", None)
     own = (prior.net if prior is not None else make_network(spec.net_cfg)).base_reference()
-    check_base(reference, spec.net_cfg.hf_path, own["fingerprint"], source)
+    check_base(reference, own, source)
 
 
 def init_learner(learner, cfg: Config) -> None:

@@ -111,8 +111,7 @@ def load_weights(net: QNetwork, state: dict, source) -> None:
     if "base" in state["learner"]:  # adapters: only on the base model they were trained on
         from learner.lora import check_base
 
-        ref = net.base_reference()
-        check_base(state["learner"]["base"], ref["path"], ref["fingerprint"], source)
+        check_base(state["learner"]["base"], net.base_reference(), source)
     try:
         net.load_state_dict(state["learner"]["online"])
     except (RuntimeError, KeyError, TypeError) as err:
