@@ -96,6 +96,7 @@ class RolloutWorker:
         prompts = self.prompts.sample(self.batch_size)
         batch = generate(self.net, self.task, prompts, self.epsilon, self.rng, self.explore, self.temperature)
         batch.priorities = initial_priorities(batch, self.gamma, self.n_step)
+        batch.versions = np.full(len(batch.lengths), self.weights_version, dtype=np.int64)  # staleness, per episode
         self.env_steps += batch.num_transitions
         self.episodes += len(batch.lengths)
         return batch

@@ -1,8 +1,10 @@
-"""Ray hosts for the plain algorithm classes: rollout workers, replay shards, the learner, the weight store.
+"""Ray hosts for the plain algorithm classes: rollout workers, replay shards and the weight store (the learner's is
+distributed/learner_host.py).
 
-Episodes, sampled batches and weights cross process boundaries as msgpack bytes of numpy buffers
-(distributed/codec.py), checked on arrival: nothing a process receives from another is unpickled by our code.
-Weights go out as one `ray.put` per published version. Nothing here holds algorithm logic of its own.
+Rollout actors and the learner run free (each loops until stopped); the shards are asyncio actors whose rate
+limiter holds inserts or samples; the driver only starts, supervises and reads progress. Episodes and sampled
+batches cross process boundaries as msgpack bytes of numpy buffers, checked on arrival; weights as numpy arrays that
+the weight store puts into the object store itself (distributed/codec.py).
 
 Hosts are built from factories and plain arguments (as Acme's distributed layer builds nodes from factories):
 `make_worker(epsilon, seed) -> RolloutWorker` and `make_learner() -> Learner` come from the application, so this
@@ -11,6 +13,7 @@ package knows nothing of configs, tasks or run directories.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections import deque
@@ -20,20 +23,21 @@ from dataclasses import dataclass
 import numpy as np
 import ray
 import torch
-from ray.exceptions import RayActorError, RayError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from actors.rollout import RolloutWorker
-from distributed.codec import pack_weights, unpack_weights
+from distributed.codec import weights_tensors
 from distributed.weights import WeightStore
-from learner.learner import Learner
 from replay.durable import DurableShard
-from replay.format import decode_episodes, decode_sample, pack_arrays
+from replay.format import decode_episodes, pack_arrays
+from replay.rate_limiter import RateLimiter
 from replay.shard import ReplayShard
 
 # Fields an actor sends to replay; the acting network's Q-values stay behind.
-REPLAY_FIELDS = ("prompts", "actions", "rewards", "lengths", "priorities")
+REPLAY_FIELDS = ("prompts", "actions", "rewards", "lengths", "priorities", "versions")
 # Failed pushes an actor holds for a restarting shard before it drops the oldest (and counts them lost).
 MAX_UNSENT = 64
+MAX_RETURNS = 1000  # episode returns an actor reports per progress() call (the newest)
 
 
 @dataclass(frozen=True)
@@ -43,16 +47,6 @@ class ActorSettings:
     torch_threads: int = 1
     max_pushes_in_flight: int = 4  # unacknowledged replay inserts before the actor waits
     pull_every: int = 1  # rollout batches between weight-store checks
-
-
-@dataclass(frozen=True)
-class LearnerSettings:
-    """What the learner host needs beyond its learner."""
-
-    batch_size: int = 32  # episodes per update (learner.batch_size)
-    prefetch: int = 2  # sample requests in flight per shard (replay.prefetch)
-    publish_every: int = 10  # updates between weight publications (train.publish_every)
-    torch_threads: int = 0  # 0 keeps torch's default (train.torch_threads)
 
 
 def actor_names(run_id: str, num_shards: int) -> dict:
@@ -73,14 +67,38 @@ def node_id() -> str:
 
 
 @ray.remote(num_cpus=0)
-class WeightStoreActor(WeightStore):
-    pass
+class WeightStoreActor:
+    """The weight store. It puts every published version into the object store itself, so it owns them: a
+    learner's death loses no published weights, and actors read them zero-copy as numpy arrays."""
+
+    def __init__(self) -> None:
+        self.store = WeightStore()
+
+    def publish(self, version: int, arrays: dict, published_at: float = 0.0) -> bool:
+        if version <= self.store.version:
+            return False
+        return self.store.publish(version, [ray.put(arrays), published_at])
+
+    def restore(self, version: int, arrays: dict, published_at: float = 0.0) -> None:
+        self.store.restore(version, [ray.put(arrays), published_at])
+
+    def latest(self, have_version: int, have_generation: int | None = None) -> tuple | None:
+        """(version, [weights ref, publish time]) as WeightStore.latest gives it (the ref nested in a list, so Ray
+        passes it unresolved)."""
+        return self.store.latest(have_version, have_generation)
+
+    def current_version(self) -> int:
+        return self.store.version
 
 
 @ray.remote(num_cpus=0)
 class ReplayShardActor:
-    """One replay shard. With `snapshot_dir` it snapshots itself every `snapshot_every_s` seconds and, when Ray
-    restarts it after a crash (or a resumed run starts it), comes back from its newest snapshot."""
+    """One replay shard, an asyncio actor: an insert waits while the rate limiter says actors are ahead, a sample
+    while it says the learner is ahead, and neither wait holds up the other calls (stats, priority updates).
+
+    With `snapshot_dir` it snapshots itself every `snapshot_every_s` seconds in the background and, when Ray
+    restarts it after a crash (or a resumed run starts it), comes back from its newest snapshot. `limiter`:
+    (samples_per_insert, min_size_to_sample episodes, error_buffer transitions) for this shard, or None."""
 
     def __init__(
         self,
@@ -93,26 +111,68 @@ class ReplayShardActor:
         snapshot_dir: str = "",
         name: str = "shard-0",
         snapshot_every_s: float = 0.0,
+        limiter: tuple | None = None,
     ):
-        self.shard = ReplayShard(capacity, prompt_len, max_steps, alpha, seed, eps)
+        self.limiter = RateLimiter(*limiter) if limiter is not None else None
+        self.shard = ReplayShard(capacity, prompt_len, max_steps, alpha, seed, eps, self.limiter)
         self.durable = DurableShard(self.shard, snapshot_dir, name, snapshot_every_s) if snapshot_dir else None
+        self.changed: asyncio.Condition | None = None  # made in the actor's event loop, on first use
 
-    def add(self, data: bytes) -> int:
+    async def _wait(self, allowed, side: str) -> None:
+        """Until `allowed()`; the time blocked is counted by the limiter."""
+        if self.limiter is None or allowed():
+            return
+        self.changed = self.changed or asyncio.Condition()
+        t0 = time.perf_counter()
+        async with self.changed:
+            await self.changed.wait_for(allowed)
+        self.limiter.blocked(side, time.perf_counter() - t0)
+
+    async def _notify(self) -> None:
+        if self.changed is not None:
+            async with self.changed:
+                self.changed.notify_all()
+
+    async def add(self, data: bytes) -> int:
         batch = decode_episodes(data)
-        return self.durable.add(batch) if self.durable else self.shard.add(batch)
+        await self._wait(lambda: self.limiter.can_insert(), "insert")
+        added = self.durable.add(batch) if self.durable else self.shard.add(batch)
+        await self._notify()
+        return added
 
-    def sample(self, batch_size: int, beta: float) -> bytes | None:
-        if self.shard.size == 0:
+    async def sample(self, batch_size: int, beta: float, min_version: int | None = None) -> bytes | None:
+        """A packed SampledBatch with the shard's new total priority and size; None when it holds nothing to hand
+        out (empty without a limiter, or every episode older than `min_version`)."""
+        if self.limiter is None and self.shard.size == 0:
             return None
-        return pack_arrays(self.shard.sample(batch_size, beta).as_dict())
+        await self._wait(lambda: self.limiter.can_sample(self.shard.size) and self.shard.tree.total > 0, "sample")
+        try:
+            batch = self.shard.sample(batch_size, beta, min_version)
+        except ValueError:
+            return None
+        await self._notify()
+        return pack_arrays(batch.as_dict(), {"total": self.shard.tree.total, "size": self.shard.size})
 
-    def update_priorities(self, slots: np.ndarray, generations: np.ndarray, priorities: np.ndarray) -> int:
+    async def update_priorities(self, slots: np.ndarray, generations: np.ndarray, priorities: np.ndarray) -> int:
         return self.shard.update_priorities(slots, generations, priorities)
 
-    def snapshot(self) -> int:
-        return self.durable.snapshot() if self.durable else 0
+    async def snapshot(self) -> int:
+        """A snapshot of the state as it is now, on disk before this returns (the final one); returns the
+        transitions it covers."""
+        if self.durable is None:
+            return 0
+        await self._written()  # a background snapshot may be running
+        covered = self.durable.snapshot(wait=False)
+        await self._written()
+        if self.durable.write_error is not None:
+            raise self.durable.write_error
+        return covered
 
-    def stats(self) -> dict:
+    async def _written(self) -> None:
+        while self.durable.writer is not None and self.durable.writer.is_alive():
+            await asyncio.sleep(0.01)
+
+    async def stats(self) -> dict:
         d = self.durable
         faults = {}
         if d is not None:
@@ -120,10 +180,11 @@ class ReplayShardActor:
         return {**self.shard.stats(), **faults, "node_id": node_id(), "pid": os.getpid()}
 
 
-@ray.remote
+@ray.remote(max_concurrency=2)
 class RolloutActor:
-    """Generates episodes with its own epsilon, pushes them to the shards round-robin with a bounded number of
-    inserts in flight, and pulls newer weights from the store on its schedule."""
+    """Runs free: generates episodes with its own epsilon, pushes them to the shards round-robin with a bounded
+    number of inserts in flight (a shard holds an insert while the rate limiter says actors are ahead), and pulls
+    newer weights from the store on its schedule. The driver only reads `progress()` and calls `stop()`."""
 
     def __init__(
         self,
@@ -145,12 +206,23 @@ class RolloutActor:
         self.unsent: deque = deque()  # pushes that failed because their shard died: sent again
         self.batches = 0
         self.generation = -1  # of the weight store: takes whatever the store holds first
+        self.stopping = False
+        self.totals = {"transitions": 0, "episodes": 0, "push_lost": 0, "pulls": 0}
+        self.returns: list[float] = []  # since the last progress()
 
     def _pull_weights(self) -> None:
-        reply = ray.get(self.store.latest.remote(self.worker.weights_version, self.generation))
-        if reply is not None:
-            version, (weights_ref,), self.generation = reply
-            self.worker.set_weights(unpack_weights(ray.get(weights_ref)), version)
+        """Newer weights, read zero-copy from the object store; a store that is restarting is asked again later."""
+        try:
+            reply = ray.get(self.store.latest.remote(self.worker.weights_version, self.generation), timeout=30)
+            if reply is None:
+                return
+            version, (weights_ref, _), generation = reply
+            arrays = ray.get(weights_ref, timeout=60)
+        except (RayError, GetTimeoutError):
+            return
+        self.worker.set_weights(weights_tensors(arrays), version)
+        self.generation = generation
+        self.totals["pulls"] += 1
 
     def _push(self, i: int, data: bytes, n: int) -> None:
         self.in_flight[self.shards[i].add.remote(data)] = (i, data, n)
@@ -173,31 +245,39 @@ class RolloutActor:
             self._push(*self.unsent.popleft())
         return dropped
 
-    def run(self, num_batches: int) -> dict:
-        """Generate and push `num_batches` batches; returns what the driver needs for metrics and rate limiting."""
-        returns, transitions, episodes, push_lost = [], 0, 0, 0
-        for _ in range(num_batches):
+    def _wait_for_room(self) -> None:
+        """Until at most max_pushes_in_flight inserts are unacknowledged (or the actor is stopped)."""
+        while len(self.in_flight) > self.settings.max_pushes_in_flight and not self.stopping:
+            excess = len(self.in_flight) - self.settings.max_pushes_in_flight
+            done, _ = ray.wait(list(self.in_flight), num_returns=excess, timeout=0.5)
+            self._reap(done)
+
+    def run(self) -> dict:
+        """Generate and push until stop(); returns the final progress."""
+        while not self.stopping:
             if self.batches % self.settings.pull_every == 0:
                 self._pull_weights()
             batch = self.worker.rollout()
             self.batches += 1
             data = pack_arrays({k: v for k, v in batch.as_dict().items() if k in REPLAY_FIELDS})
-            push_lost += self._resend()
+            self.totals["push_lost"] += self._resend()
             self._push(self.next_shard, data, batch.num_transitions)
             self.next_shard = (self.next_shard + 1) % len(self.shards)
-            if len(self.in_flight) > self.settings.max_pushes_in_flight:
-                excess = len(self.in_flight) - self.settings.max_pushes_in_flight
-                done, _ = ray.wait(list(self.in_flight), num_returns=excess)
-                self._reap(done)
-            returns.extend(batch.returns.tolist())
-            transitions += batch.num_transitions
-            episodes += len(batch.lengths)
+            self.returns.extend(batch.returns.tolist())
+            self.totals["transitions"] += batch.num_transitions
+            self.totals["episodes"] += len(batch.lengths)
+            self._wait_for_room()
+        return self.progress()
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def progress(self) -> dict:
+        """Totals since this process started, the returns since the last call, the weights version acted with."""
+        returns, self.returns = self.returns, []
         return {
-            "actor": self.index,
-            "returns": returns,
-            "transitions": transitions,
-            "episodes": episodes,
-            "push_lost": push_lost,
+            **self.totals,
+            "returns": returns[-MAX_RETURNS:],
             "weights_version": self.worker.weights_version,
             "epsilon": self.worker.epsilon,
             "node_id": node_id(),
@@ -208,112 +288,34 @@ class RolloutActor:
         return {"node_id": node_id(), "pid": os.getpid()}
 
 
-@ray.remote
-class LearnerActor:
-    """Runs Double-DQN updates on batches prefetched from the shards; writes priorities back without waiting and
-    publishes its weights to the store every `train.publish_every` updates."""
+@ray.remote(max_concurrency=2)
+class EvalActor:
+    """Evaluates the newest published weights in its own process, so evaluation never holds up training.
+    `make_evaluator()` (from the application) returns evaluate(state dict) -> a JSON-able result."""
 
-    def __init__(self, make_learner: Callable[[], Learner], settings: LearnerSettings, names: dict):
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
-        self.learner = make_learner()
-        self.learner.mark_good()
-        # The store exists before the learner; the shards, placed beside it, are looked up at the first update.
-        self.settings, self.names, self.shards = settings, names, None
+    def __init__(self, make_evaluator: Callable[[], Callable[[dict], dict]], names: dict):
+        torch.set_num_threads(1)
+        self.evaluate_weights = make_evaluator()
         self.store = ray.get_actor(names["store"], namespace=names["namespace"])
-        self.in_flight: deque = deque()  # (shard index, sample ref)
-        self.next_shard = 0
-        self.publish()
 
-    def _weights_ref(self) -> ray.ObjectRef:
-        # pack_weights copies every tensor into its bytes: no CPU copy of the state dict is needed first. With LoRA
-        # the state dict is the adapters and heads alone: actors hold the base model already.
-        data = pack_weights(self.learner.online.state_dict())
-        self.publish_bytes = len(data)
-        return ray.put(data)
-
-    def weights_info(self) -> dict:
-        """What one publication sends, and how many parameters train."""
-        return {
-            "trainable_parameters": self.learner.trainable_parameters(),
-            "weights_bytes_per_publish": self.publish_bytes,
-        }
-
-    def publish(self) -> int:
-        self.store.publish.remote(self.learner.updates, [self._weights_ref()])
-        self.published = self.learner.updates
-        return self.published
-
-    def load_state(self, state: dict | None) -> int:
-        """Continue from a checkpoint's learner state (a resumed run, or this learner replacing one that died;
-        None: from the start). The store is rolled back to it, so actors act with it at once."""
-        if state is not None:
-            self.learner.load_state_dict(state)
-        self.learner.mark_good()
-        self.store.restore.remote(self.learner.updates, [self._weights_ref()])
-        self.published = self.learner.updates
-        return self.published
-
-    def _prefetch(self, beta: float) -> None:
-        while len(self.in_flight) < self.settings.prefetch * len(self.shards):
-            i = self.next_shard
-            self.in_flight.append((i, self.shards[i].sample.remote(self.settings.batch_size, beta)))
-            self.next_shard = (i + 1) % len(self.shards)
-
-    def train(self, max_updates: int, budget_transitions: float, beta: float) -> dict:
-        """Up to `max_updates` updates, stopping once `budget_transitions` have been trained (the driver's
-        samples-per-insert allowance). A sample lost to a dying shard is skipped; Ray restarts the shard."""
-        if self.shards is None:
-            _, self.shards = lookup(self.names)
-        sums: dict[str, float] = {}
-        done = trained = empty = lost_samples = 0
-        nonfinite_loss = None
-        wait_s = 0.0
-        t0 = time.perf_counter()
-        while done < max_updates and trained < budget_transitions and empty < 2 * len(self.shards):
-            self._prefetch(beta)
-            i, ref = self.in_flight.popleft()
-            t_wait = time.perf_counter()
+    def evaluate(self, min_version: int, wait_s: float = 5.0) -> dict | None:
+        """The newest weights once their version is at least `min_version`: {version, published_at, result}; None
+        when no such version was published within `wait_s` (the caller asks again)."""
+        deadline = time.monotonic() + wait_s
+        while True:
             try:
-                data = ray.get(ref)
-            except RayError:  # the shard died with the request (or its reply) in flight; Ray restarts it
-                lost_samples += 1
-                empty += 1
-                continue
-            finally:
-                wait_s += time.perf_counter() - t_wait
-            if data is None:
-                empty += 1
-                continue
-            batch = decode_sample(data)
-            metrics, priorities = self.learner.update(batch)
-            trained += int(batch.lengths.sum())
-            if priorities is None:  # non-finite: skipped by the learner; its loss is reported, not dropped
-                nonfinite_loss = metrics["td_loss"]
-                continue
-            self.shards[i].update_priorities.remote(batch.slots, batch.generations, priorities)  # fire and forget
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + v
-            done += 1
-            if self.learner.updates % self.settings.publish_every == 0:
-                self.publish()
-        return {
-            "updates": self.learner.updates,
-            "transitions_trained": self.learner.transitions_trained,
-            "done": done,
-            "metrics": {k: v / max(done, 1) for k, v in sums.items()}
-            | ({"td_loss": nonfinite_loss} if nonfinite_loss is not None else {}),
-            "published_version": self.published,
-            "busy_s": time.perf_counter() - t0,
-            "wait_s": wait_s,
-            "lost_samples": lost_samples,
-            "nonfinite_updates": self.learner.nonfinite_updates,
-            "rollbacks": self.learner.rollbacks,
-        }
-
-    def state_dict(self) -> dict:
-        """The learner's state on the CPU, for a checkpoint; it also becomes the state a rollback returns to."""
-        return self.learner.mark_good()
+                reply = ray.get(self.store.latest.remote(min_version - 1), timeout=30)
+                if reply is not None:
+                    version, (weights_ref, published_at) = reply
+                    arrays = ray.get(weights_ref, timeout=60)
+                    break
+            except (RayError, GetTimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
+        result = self.evaluate_weights(weights_tensors(arrays))
+        return {"version": version, "published_at": published_at, "result": result}
 
     def where(self) -> dict:
-        return {"node_id": node_id(), "pid": os.getpid(), "device": str(self.learner.device)}
+        return {"node_id": node_id(), "pid": os.getpid()}

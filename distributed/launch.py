@@ -1,5 +1,7 @@
-"""Placing an Ape-X run on Ray: starting or joining Ray, and the learner, replay shards, rollout actors and weight
-store of one run, with the placement rules (learner on a GPU when there is one, shards beside it, actors spread).
+"""Placing an Ape-X run on Ray: starting or joining Ray, and the learner, replay shards, rollout actors, weight store
+and evaluation actor of one run, with the placement rules: the learner on a GPU when there is one (a replacement
+learner by the same rule), the shards beside it by soft affinity (Ray places a shard elsewhere when that node is
+full or gone), the rollout actors spread over the nodes.
 
 What the actors run comes from the application as factories (HostFactories); nothing here knows configs beyond
 reading their attributes.
@@ -21,13 +23,13 @@ from actors.policy import ape_x_epsilons
 from actors.rollout import RolloutWorker
 from distributed.hosts import (
     ActorSettings,
-    LearnerActor,
-    LearnerSettings,
+    EvalActor,
     ReplayShardActor,
     RolloutActor,
     WeightStoreActor,
     actor_names,
 )
+from distributed.learner_host import LearnerActor, LearnerSettings
 from learner.learner import Learner
 from replay.shard import ReplayShard
 
@@ -42,6 +44,7 @@ class HostFactories:
 
     make_worker: Callable[[float, int], RolloutWorker]  # (epsilon, seed) -> a rollout worker
     make_learner: Callable[[], Learner]  # -> a learner, warm-started if the run says so
+    make_evaluator: Callable[[], Callable[[dict], dict]] | None = None  # -> evaluate(state dict) -> result
 
 
 def ray_mode(address: str | None) -> str:
@@ -80,29 +83,69 @@ def check_snapshots(cfg, prompt_len: int, max_steps: int, snapshot_dir: Path) ->
             ReplayShard(per_shard, prompt_len, max_steps).load_snapshot(path)
 
 
+def learner_settings(cfg, checkpoint_dir: Path | None) -> LearnerSettings:
+    t, r = cfg.train, cfg.replay
+    return LearnerSettings(
+        batch_size=cfg.learner.batch_size,
+        prefetch=r.prefetch,
+        publish_every=t.publish_every,
+        torch_threads=t.torch_threads,
+        total_updates=t.total_updates,
+        beta=r.beta,
+        max_lag=r.max_lag,
+        seed=t.seed,
+        checkpoint_dir=str(checkpoint_dir.resolve()) if checkpoint_dir else "",
+        checkpoint_every=t.checkpoint_every,
+        keep_checkpoints=t.keep_checkpoints,
+        config=cfg.to_dict() if hasattr(cfg, "to_dict") else {},
+    )
+
+
+def shard_limiter(cfg) -> tuple[float, int, float]:
+    """Each shard's share of the rate limiter: (samples_per_insert, min_size_to_sample, error_buffer). Actors push
+    to the shards in turn, so each holds 1/S of the inserts, and enforcing the ratio per shard enforces it over all."""
+    r = cfg.replay
+    return r.samples_per_insert, -(-r.min_size_to_sample // r.num_shards), r.error_buffer / r.num_shards
+
+
 class ApeXRun:
     """Handles to the Ray actors of one run."""
 
-    def __init__(self, cfg, prompt_len: int, max_steps: int, hosts: HostFactories, snapshot_dir: Path | None = None):
+    def __init__(
+        self,
+        cfg,
+        prompt_len: int,
+        max_steps: int,
+        hosts: HostFactories,
+        snapshot_dir: Path | None = None,
+        checkpoint_dir: Path | None = None,
+    ):
         self.cfg, seed = cfg, cfg.train.seed
         per_shard = cfg.replay.capacity // cfg.replay.num_shards
         self.names = actor_names(f"run-{uuid.uuid4().hex[:8]}", cfg.replay.num_shards)
         ns = self.names["namespace"]
-        self.store = WeightStoreActor.options(name=self.names["store"], namespace=ns).remote()
-        # The learner takes a GPU when the cluster has one; the shards go beside it (node affinity), so
-        # sampling and priority updates stay on one node; rollout actors spread over the nodes.
+        # The store restarts like the other actors (empty: the learner's next publication fills it).
+        self.store = WeightStoreActor.options(
+            name=self.names["store"], namespace=ns, max_restarts=-1, max_task_retries=-1
+        ).remote()
+        # The learner takes a GPU when the cluster has one; a replacement learner is placed by the same rule.
         use_gpu = ray.cluster_resources().get("GPU", 0) >= 1 and cfg.learner.device != "cpu"
-        learner_settings = LearnerSettings(
-            cfg.learner.batch_size, cfg.replay.prefetch, cfg.train.publish_every, cfg.train.torch_threads
-        )
+        settings = learner_settings(cfg, checkpoint_dir)
         self.make_learner = lambda: LearnerActor.options(num_gpus=1 if use_gpu else 0, num_cpus=1).remote(
-            hosts.make_learner, learner_settings, self.names
+            hosts.make_learner, settings, self.names
         )
         self.learner = self.make_learner()
-        placement = "DEFAULT"
-        if len([n for n in ray.nodes() if n["Alive"]]) > 1:
-            learner_node = ray.get(self.learner.where.remote())["node_id"]
-            placement = NodeAffinitySchedulingStrategy(node_id=learner_node, soft=False)
+        try:
+            learner_node = ray.get(self.learner.where.remote(), timeout=300)["node_id"]
+        except GetTimeoutError:
+            raise PlacementError(
+                "the learner could not be placed within 300s: it asks for 1 CPU"
+                + (" and 1 GPU" if use_gpu else "")
+                + f" and the cluster has {ray.cluster_resources().get('CPU', 0):g} CPUs"
+            ) from None
+        # Shards beside the learner, so sampling and priority updates stay on one node; soft, so that Ray places
+        # them elsewhere when that node cannot hold them or dies (a hard affinity could never be rescheduled).
+        placement = NodeAffinitySchedulingStrategy(node_id=learner_node, soft=True)
         # Shards restart like actors do, from their newest snapshot in the run directory.
         self.shards = [
             ReplayShardActor.options(
@@ -117,6 +160,7 @@ class ApeXRun:
                 str(snapshot_dir.resolve()) if snapshot_dir else "",
                 f"shard-{i}",
                 cfg.replay.snapshot_every_s,
+                shard_limiter(cfg),
             )
             for i in range(cfg.replay.num_shards)
         ]
@@ -134,8 +178,12 @@ class ApeXRun:
             )
             for i in range(a.num_actors)
         ]
+        # Evaluation has its own process, on the newest published weights; it never holds up training.
+        self.evaluator = None
+        if hosts.make_evaluator is not None:
+            self.evaluator = EvalActor.options(num_cpus=0, max_restarts=-1).remote(hosts.make_evaluator, self.names)
         self.nodes: set[str] = set()
-        self.learner_node = ""  # set by wait_ready
+        self.learner_node = learner_node
 
     def wait_ready(self, timeout_s: float = 300.0) -> dict:
         try:

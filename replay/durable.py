@@ -6,12 +6,14 @@ Pure: imports neither torch nor ray.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from replay.episodes import EpisodeBatch
+from replay.format import pack_arrays, write_sealed
 from replay.shard import ReplayShard
 
 LEDGER_FIELDS = ("inserted", "lost", "starts", "snapshot_ns", "insert_ns", "lost_window_ns")
@@ -31,19 +33,25 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.lock = threading.Lock()  # the snapshot writer's thread writes too
         self.values = dict.fromkeys(LEDGER_FIELDS, 0)
         raw = os.pread(self.fd, 8 * len(LEDGER_FIELDS), 0)
         if len(raw) == 8 * len(LEDGER_FIELDS):
             self.values = dict(zip(LEDGER_FIELDS, (int(x) for x in np.frombuffer(raw, dtype=np.int64))))
 
     def write(self, **changes: int) -> None:
-        self.values.update(changes)
-        os.pwrite(self.fd, np.array([self.values[k] for k in LEDGER_FIELDS], dtype=np.int64).tobytes(), 0)
+        with self.lock:
+            self.values.update(changes)
+            os.pwrite(self.fd, np.array([self.values[k] for k in LEDGER_FIELDS], dtype=np.int64).tobytes(), 0)
 
 
 class DurableShard:
     """A ReplayShard that snapshots itself to `directory` every `every_s` seconds (checked on insert) and, when
-    built over an existing directory, restores the newest snapshot and counts what was lost since it."""
+    built over an existing directory, restores the newest snapshot and counts what was lost since it.
+
+    A snapshot does not hold up inserts: it takes the shard's arrays by reference (the shard copies them on its next
+    change, copy-on-write) and a background thread packs and writes them. The ledger's snapshot time is the moment
+    the arrays were taken, written once the file is on disk."""
 
     def __init__(self, shard: ReplayShard, directory: Path, name: str, every_s: float):
         self.shard, self.every_s = shard, every_s
@@ -65,6 +73,8 @@ class DurableShard:
         )
         self.last_snapshot = time.monotonic()
         self.snapshots = 0
+        self.writer: threading.Thread | None = None
+        self.write_error: BaseException | None = None
 
     @property
     def lost(self) -> int:
@@ -84,13 +94,32 @@ class DurableShard:
         self.ledger.write(inserted=self.shard.inserted_transitions + batch.num_transitions, insert_ns=time.time_ns())
         added = self.shard.add(batch)
         if self.every_s > 0 and time.monotonic() - self.last_snapshot >= self.every_s:
-            self.snapshot()
+            self.snapshot(wait=False)
         return added
 
-    def snapshot(self) -> int:
-        """Write the snapshot now; returns the transitions it covers."""
-        self.shard.save_snapshot(self.path)
-        self.ledger.write(snapshot_ns=time.time_ns())
+    def snapshot(self, wait: bool = True) -> int:
+        """Take the shard's state now and write it in the background (`wait`: until it is on disk); returns the
+        transitions it covers. While an earlier write is still running, a background snapshot is skipped."""
+        if self.writer is not None and self.writer.is_alive():
+            if not wait:
+                return self.shard.inserted_transitions
+            self.writer.join()
+        arrays, meta = self.shard.freeze()
+        taken_ns, covered = time.time_ns(), self.shard.inserted_transitions
         self.last_snapshot = time.monotonic()
+        self.writer = threading.Thread(target=self._write, args=(arrays, meta, taken_ns), daemon=True)
+        self.writer.start()
+        if wait:
+            self.writer.join()
+            if self.write_error is not None:
+                raise self.write_error
+        return covered
+
+    def _write(self, arrays: dict, meta: dict, taken_ns: int) -> None:
+        try:
+            write_sealed(self.path, pack_arrays(arrays, meta))
+        except OSError as err:  # reported by the next waiting snapshot; the shard keeps serving
+            self.write_error = err
+            return
+        self.ledger.write(snapshot_ns=taken_ns)
         self.snapshots += 1
-        return self.shard.inserted_transitions

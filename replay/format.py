@@ -19,7 +19,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from replay.episodes import EPISODE_SCHEMA, SAMPLE_SCHEMA, EpisodeBatch, SampledBatch
+from replay.episodes import EPISODE_SCHEMA, SAMPLE_EXTRAS, SAMPLE_SCHEMA, EpisodeBatch, SampledBatch
 
 MAGIC = b"tokenq-sealed-v1\n"
 DTYPES = {"bool", "uint8", "int32", "int64", "float32", "float64"}
@@ -120,10 +120,19 @@ def decode_episodes(data: bytes) -> EpisodeBatch:
     same_rows = all(len(arrays[k]) == n for k in ("prompts", "actions", "rewards"))
     if not same_rows or arrays["rewards"].shape[1] != T or (n and (arrays["lengths"].max() > T)):
         raise CodecError("an episode batch has arrays of inconsistent shapes")
-    pr = arrays.get("priorities")
-    return EpisodeBatch(arrays["prompts"], arrays["actions"], arrays["rewards"], arrays["lengths"], priorities=pr)
+    for name in ("priorities", "versions"):
+        if name in arrays and arrays[name].shape != (n,):
+            raise CodecError(f"an episode batch has {name} of shape {arrays[name].shape}, not ({n},)")
+    return EpisodeBatch(
+        arrays["prompts"],
+        arrays["actions"],
+        arrays["rewards"],
+        arrays["lengths"],
+        priorities=arrays.get("priorities"),
+        versions=arrays.get("versions"),
+    )
 
 
 def decode_sample(data: bytes) -> SampledBatch:
     arrays, _ = unpack_arrays(data, "a sampled batch", SAMPLE_SCHEMA)
-    return SampledBatch(**{k: arrays[k] for k in SAMPLE_SCHEMA})
+    return SampledBatch(**{k: arrays[k] for k in SAMPLE_SCHEMA}, **{k: arrays.get(k) for k in SAMPLE_EXTRAS})

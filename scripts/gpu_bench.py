@@ -154,7 +154,7 @@ def measured_peak_tflops(device: str, tiny: bool) -> float:
 
 def measure_hf(shape, device: str, warmup: int, max_updates: int, max_seconds: float, peaks: dict) -> dict:
     """One Hugging Face shape: updates/s, tokens/s and MFU (tokenq/bench_hf.py builds the network and counts FLOPs)."""
-    from distributed.codec import pack_weights
+    from distributed.codec import weights_arrays, weights_nbytes
     from tokenq.bench_hf import hf_network, hf_update_flops
 
     learner = Learner(LearnerConfig(n_step=1, device=device), None, net=hf_network(shape))
@@ -175,7 +175,7 @@ def measure_hf(shape, device: str, warmup: int, max_updates: int, max_seconds: f
         f"{p}.batch": shape.batch,
         f"{p}.parameters": learner.online.num_parameters(),
         f"{p}.trainable_parameters": learner.trainable_parameters(),
-        f"{p}.weights_mb_per_publish": len(pack_weights(learner.get_weights())) / 1e6,
+        f"{p}.weights_mb_per_publish": weights_nbytes(weights_arrays(learner.get_weights())) / 1e6,
         f"{p}.timed_updates": done,
     }
     if learner.device.type == "cuda":

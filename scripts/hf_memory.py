@@ -24,7 +24,7 @@ def one(args) -> dict:
     import numpy as np
     import torch
 
-    from distributed.codec import pack_weights
+    from distributed.codec import weights_arrays, weights_nbytes
     from learner.config import LearnerConfig, QNetConfig
     from learner.learner import Learner
     from tokenq.bench import full_batch
@@ -45,7 +45,7 @@ def one(args) -> dict:
         "s_per_update": round(seconds, 2),
         "parameters": learner.online.num_parameters(),
         "trainable_parameters": learner.trainable_parameters(),
-        "weights_bytes_per_publish": len(pack_weights(learner.get_weights())),
+        "weights_bytes_per_publish": weights_nbytes(weights_arrays(learner.get_weights())),
     }
 
 

@@ -168,7 +168,7 @@ def run_cli(args, capsys):
     return code, out.out, out.err
 
 
-SMALL = ["train.total_updates=12", "replay.learning_starts=32", "train.eval_every=6", "task.eval_prompts=20"]
+SMALL = ["train.total_updates=12", "replay.min_size_to_sample=32", "train.eval_every=6", "task.eval_prompts=20"]
 SMALL += ["task.max_length=10", "actors.batch_size=16", "learner.batch_size=16", "train.checkpoint_every=6"]
 
 

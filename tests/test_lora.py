@@ -143,7 +143,7 @@ def test_a_checkpoint_names_the_base_model_and_refuses_another():
     assert all(torch.equal(v, state["online"][k]) for k, v in same.online.state_dict().items())
 
 
-SMALL = ["train.total_updates=8", "replay.learning_starts=32", "train.eval_every=4", "task.eval_prompts=12"]
+SMALL = ["train.total_updates=8", "replay.min_size_to_sample=32", "train.eval_every=4", "task.eval_prompts=12"]
 SMALL += ["task.max_length=8", "actors.batch_size=16", "learner.batch_size=16", "train.checkpoint_every=4"]
 SMALL += ["model.lora_rank=4", "learner.lr=0.01"]
 

@@ -16,7 +16,7 @@ from tokenq.cli import main
 from tokenq.config import load_config
 from tokenq.recorder import RunRecorder
 
-TINY = ["train.total_updates=40", "train.eval_every=20", "replay.learning_starts=32", "task.eval_prompts=4"]
+TINY = ["train.total_updates=40", "train.eval_every=20", "replay.min_size_to_sample=32", "task.eval_prompts=4"]
 
 
 @pytest.fixture(scope="module")

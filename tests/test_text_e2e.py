@@ -32,7 +32,7 @@ def lm_run(tmp_path_factory):
 def test_keywords_from_a_warm_start_reports_text_metrics(lm_run, tmp_path):
     cfg = load_config(
         "keywords",
-        [f"init.from_run={lm_run}", "train.total_updates=10", "replay.learning_starts=32", "task.eval_prompts=50"],
+        [f"init.from_run={lm_run}", "train.total_updates=10", "replay.min_size_to_sample=32", "task.eval_prompts=50"],
     )
     summary = train_serial(cfg, tmp_path, "keywords")
     ev = summary["eval"]
@@ -86,7 +86,7 @@ def test_article_preset_runs_keywords_in_local_mode(ray_local, tmp_path):
             "task.name=keywords",
             f"init.from_run={lm}",
             "train.total_updates=4",
-            "replay.learning_starts=16",
+            "replay.min_size_to_sample=16",
             "actors.batch_size=8",
             "learner.batch_size=8",
             "train.eval_every=2",
@@ -114,7 +114,7 @@ def test_a_reward_function_that_raises_stops_the_run_clearly_and_keeps_checkpoin
         "--run-dir",
         str(run),
         "train.checkpoint_every=10",
-        "replay.learning_starts=32",
+        "replay.min_size_to_sample=32",
     ]
     proc = run_cli(*base, "task.name=tests.reward_fns:explodes_later", cwd=repo)
     assert proc.returncode == 2

@@ -167,9 +167,31 @@ def _learner_from_config(config: dict) -> Learner:
     return learner
 
 
+class Evaluator:
+    """Greedy evaluation of published weights on the held-out prompts: what the evaluation actor runs."""
+
+    def __init__(self, cfg: Config):
+        task = build_task(cfg)
+        self.task, self.heldout = task, build_heldout(cfg, task)
+        self.net = (acting_network(task, resolve_net_config(cfg, task)) or make_network(resolve_net_config(cfg, task)))
+        self.net.eval()
+
+    def __call__(self, weights: dict) -> dict:
+        from tokenq.evaluation import greedy_eval
+
+        self.net.load_state_dict(weights)
+        return greedy_eval(self.net, self.task, self.heldout, num_samples=4)
+
+
+def _evaluator_from_config(config: dict) -> Evaluator:
+    return Evaluator(config_from_dict(config))
+
+
 def host_factories(cfg: Config) -> HostFactories:
     """Factories for the Ray hosts: each rebuilds its part from the resolved config, in its own process."""
     config = cfg.to_dict()
     return HostFactories(
-        functools.partial(_worker_from_config, config), functools.partial(_learner_from_config, config)
+        functools.partial(_worker_from_config, config),
+        functools.partial(_learner_from_config, config),
+        functools.partial(_evaluator_from_config, config),
     )

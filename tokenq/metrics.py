@@ -22,10 +22,17 @@ TAGS = {
     "updates_per_s": "perf/learner_updates_per_s",
     "transitions_per_s": "perf/transitions_trained_per_s",
     "replay_size": "replay/size",  # transitions held in replay
-    # transitions trained / transitions inserted once learning started (replay.learning_starts reached)
+    # transitions sampled / transitions inserted once replay.min_size_to_sample was reached (the rate limiter's)
     "samples_per_insert": "replay/samples_per_insert",
+    "sample_age_s": "replay/sample_age_s",  # mean seconds between an episode's insert and its sampling
+    "insert_blocked_s": "replay/insert_blocked_s",  # total time the rate limiter held actors' inserts
+    "sample_blocked_s": "replay/sample_blocked_s",  # total time the rate limiter held the learner's samples
+    "learner_idle_frac": "perf/learner_idle_frac",  # the learner's time blocked on replay over its time in the loop
     "weights_version": "weights/version",  # the newest weights version published to the actors (learner updates)
     "actor_lag": "weights/actor_lag",  # learner updates minus the oldest weights version an actor acts with
+    # learner updates minus the version that generated each sampled episode, at sampling time
+    "episode_lag_mean": "weights/episode_lag_mean",
+    "episode_lag_max": "weights/episode_lag_max",
     "nonfinite_updates": "faults/nonfinite_updates",
     "rollbacks": "faults/rollbacks",
     "actor_restarts": "faults/actor_restarts",
@@ -41,7 +48,14 @@ TAGS = {
 }
 EVAL_NAMES = ("keyword_coverage", "prior_perplexity", "distinct_2", "mean_words", "constraint_success", "mean_return")
 LOSS_NAMES = ("td_loss", "q_values", "v_values")
-LOCAL_ONLY = ("actor_restarts", "shard_restarts", "replay_transitions_lost")
+LOCAL_ONLY = (
+    "actor_restarts",
+    "shard_restarts",
+    "replay_transitions_lost",
+    "insert_blocked_s",
+    "sample_blocked_s",
+    "learner_idle_frac",
+)
 TIMERS = "timers/"
 CONFIG_TEXT = "config"
 GREEDY_TEXT = "samples/greedy"
@@ -118,13 +132,14 @@ class MetricsWriter:
     def config(self, config: dict) -> None:
         self.writer.add_text(CONFIG_TEXT, "```\n" + json.dumps(config, indent=2) + "\n```", 0)
 
-    def greedy_samples(self, samples: list[dict], step: int) -> None:
+    def greedy_samples(self, samples: list[dict], step: int, charts: bool = True) -> None:
+        """The samples as a text table, and (with `charts`) one V/Q chart each."""
         if not samples:
             return
         rows = ["| prompt | generation | return |", "| --- | --- | --- |"]
         rows += [f"| `{s['prompt']}` | `{s['generation']}` | {s['return']:.2f} |" for s in samples]
         self.writer.add_text(GREEDY_TEXT, "\n".join(rows), step)
-        for i, sample in enumerate(samples):
+        for i, sample in enumerate(samples if charts else []):
             self.writer.add_image(f"{VALUE_IMAGE}{i}", figure_image(value_figure(sample)), step)
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from tokenq.evaluation import full_eval, greedy_eval
 from tokenq.run_dir import write_json
 
 log = logging.getLogger("tokenq")
+CHART_EVERY_S = 30.0  # the V/Q charts of evaluations during training, at most this often
 
 
 class PhaseTimer:
@@ -119,6 +120,7 @@ class RunRecorder:
         self.recent_returns: deque[float] = deque(maxlen=200)
         self.last_success: float | None = None
         self.baseline_eval: dict | None = None
+        self.next_chart = 0.0
         self.next_log = time.perf_counter() + spec.cfg.train.log_every_s
         self.loss_log = open(self.run_dir / "td_loss.tsv", "a") if spec.cfg.train.loss_log else None
 
@@ -151,15 +153,32 @@ class RunRecorder:
         self.recent_returns.extend(returns)
 
     def evaluate(self, net: QNetwork, updates: int, env_steps: int) -> bool:
-        """Greedy evaluation on held-out prompts; True once success reached the target."""
-        # Drawing the charts is part of evaluating (matplotlib takes a tenth of a second a chart): not training.
+        """Greedy evaluation on held-out prompts in this process (serial mode); True once success reached the target.
+        Its time, charts included, is not training time."""
         with self.timer.phase("evaluate", exclude_from_training=True):
             result = greedy_eval(net, self.spec.task, self.spec.heldout, num_samples=4)
-            evaluated = {name: result[name] for name in ("success_rate", *M.EVAL_NAMES) if name in result}
-            self.writer.scalars({M.TAGS[name]: value for name, value in evaluated.items()}, env_steps)
-            self.writer.greedy_samples(result["samples"], env_steps)
+            self._write_eval(result, env_steps)
+        return self._track(result, updates, self.timer.train_s)
+
+    def record_eval(self, result: dict, updates: int, env_steps: int, train_s: float) -> bool:
+        """An evaluation made elsewhere (the evaluation actor) of the weights published at `updates`, `train_s`
+        seconds into training; True once success reached the target."""
+        self._write_eval(result, env_steps)
+        return self._track(result, updates, train_s)
+
+    def _write_eval(self, result: dict, env_steps: int) -> None:
+        evaluated = {name: result[name] for name in ("success_rate", *M.EVAL_NAMES) if name in result}
+        self.writer.scalars({M.TAGS[name]: value for name, value in evaluated.items()}, env_steps)
+        # A chart costs about a tenth of a second: drawn at most every CHART_EVERY_S (always for the final one), so
+        # that the Ray driver, whose time is training time, stays light.
+        charts = time.perf_counter() >= self.next_chart
+        if charts:
+            self.next_chart = time.perf_counter() + CHART_EVERY_S
+        self.writer.greedy_samples(result["samples"], env_steps, charts=charts)
+
+    def _track(self, result: dict, updates: int, train_s: float) -> bool:
         self.last_success = result["success_rate"]
-        return self.tracker.record(result, self.timer.train_s, updates)
+        return self.tracker.record(result, train_s, updates)
 
     def write_json(self, name: str, data: dict) -> None:
         write_json(self.run_dir / name, data)

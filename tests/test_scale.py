@@ -1,0 +1,168 @@
+"""What Ape-X needs at scale: the replay's rate limiter, prioritized sampling over all shards, staleness, and
+snapshots that do not hold up inserts."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from replay.durable import DurableShard
+from replay.episodes import EpisodeBatch
+from replay.rate_limiter import RateLimiter
+from replay.sampling import merge_parts, split_batch
+from replay.shard import ReplayShard
+
+
+def episodes(n: int, length: int = 4, version: int = 0, priority: float = 1.0) -> EpisodeBatch:
+    return EpisodeBatch(
+        np.full((n, 2), 4),
+        np.full((n, length), 5),
+        np.ones((n, length), np.float32),
+        np.full(n, length),
+        priorities=np.full(n, priority),
+        versions=np.full(n, version),
+    )
+
+
+def test_rate_limiter_holds_the_ratio_within_the_error_buffer():
+    lim = RateLimiter(samples_per_insert=2.0, min_size_to_sample=3, error_buffer=10)
+    assert lim.can_insert() and not lim.can_sample(0)
+    lim.inserted_now(4, 1)
+    lim.inserted_now(4, 2)
+    assert not lim.can_sample(2)  # below min_size_to_sample
+    lim.inserted_now(4, 3)  # the ratio's clock starts here: diff = 0
+    assert lim.started and lim.inserted == 0 and lim.can_sample(3) and lim.can_insert()
+    lim.inserted_now(4, 4)  # diff = 2 * 4 = 8 < 10: inserts still allowed
+    assert lim.diff == 8 and lim.can_insert()
+    lim.inserted_now(4, 5)  # diff = 16 >= 10: actors are ahead, the next insert waits
+    assert not lim.can_insert() and lim.can_sample(5)
+    lim.sampled_now(12)  # diff = 4
+    assert lim.can_insert()
+    lim.sampled_now(14)  # diff = -10: the learner is ahead, the next sample waits
+    assert lim.diff == -10 and not lim.can_sample(5) and lim.can_insert()
+    lim.blocked("sample", 0.5)
+    lim.blocked("insert", 0.25)
+    assert (lim.sample_blocked_s, lim.samples_blocked, lim.insert_blocked_s, lim.inserts_blocked) == (0.5, 1, 0.25, 1)
+    again = RateLimiter(2.0, 3, 10)
+    again.load_state(lim.state())
+    assert again.diff == lim.diff and again.started
+
+
+def test_shard_counts_into_its_limiter_and_snapshots_it(tmp_path):
+    lim = RateLimiter(1.0, 2, 100)
+    shard = ReplayShard(16, 2, 4, limiter=lim)
+    shard.add(episodes(2))  # reaches min size: the clock starts
+    shard.add(episodes(1, length=3))
+    batch = shard.sample(2, 0.4)
+    assert lim.inserted == 3 and lim.sampled == int(batch.lengths.sum())
+    shard.save_snapshot(tmp_path / "s.snap")
+    back = ReplayShard(16, 2, 4, limiter=RateLimiter(1.0, 2, 100))
+    back.load_snapshot(tmp_path / "s.snap")
+    assert back.limiter.state() == lim.state()
+
+
+def test_global_sampling_over_four_skewed_shards_matches_the_single_table_shares():
+    rng = np.random.default_rng(0)
+    # Shard i holds 10 episodes; priorities differ by shard and within each shard.
+    shards = [ReplayShard(16, 2, 4, alpha=1.0, seed=i, priority_eps=0.0) for i in range(4)]
+    priorities = [np.linspace(1, 2, 10) * scale for scale in (1.0, 3.0, 0.5, 10.0)]
+    for shard, p in zip(shards, priorities):
+        batch = episodes(10)
+        batch.priorities = p
+        shard.add(batch)
+    flat = np.concatenate(priorities)
+    share = flat / flat.sum()  # the single-table probability of each of the 40 episodes
+    counts = np.zeros(40)
+    draws, B = 0, 50
+    while draws < 100_000:
+        totals = np.array([s.total_priority for s in shards])
+        split = split_batch(rng, totals, B)
+        parts = [(i, shards[i].sample(int(k), 1.0)) for i, k in enumerate(split) if k]
+        batch, shard_index = merge_parts(parts, totals / totals.sum(), 40, beta=1.0)
+        np.add.at(counts, shard_index * 10 + batch.slots, 1)
+        draws += B
+        # Importance weights use the global probability p / sum(p) and the global size.
+        expected = 1.0 / (40 * share[shard_index * 10 + batch.slots])
+        assert np.allclose(batch.weights, expected / expected.max(), rtol=1e-5)
+    freq = counts / counts.sum()
+    shard_freq = freq.reshape(4, 10).sum(1)
+    shard_share = share.reshape(4, 10).sum(1)
+    assert np.abs(shard_freq - shard_share).max() < 0.02, (shard_freq, shard_share)
+    assert np.abs(freq - share).max() < 0.02
+    # Without the split, taking shards in turn would give each 25%: far from these shares.
+    assert np.abs(shard_share - 0.25).max() > 0.2
+
+
+def test_max_lag_skips_episodes_of_old_weights():
+    shard = ReplayShard(32, 2, 4, seed=1)
+    shard.add(episodes(8, version=3))
+    shard.add(episodes(8, version=10))
+    batch = shard.sample(64, 0.4, min_version=5)
+    assert (batch.versions == 10).all() and shard.stale_skipped == 8
+    assert (batch.ages >= 0).all() and (batch.ages < 5).all()
+    with pytest.raises(ValueError, match="older than weights version 11"):
+        shard.sample(4, 0.4, min_version=11)
+
+
+def test_snapshot_takes_references_and_inserts_copy_on_write(tmp_path):
+    shard = ReplayShard(8, 2, 4)
+    shard.add(episodes(2, version=1))
+    arrays, meta = shard.freeze()
+    assert arrays["versions"] is shard.versions  # no copy when the snapshot is taken
+    shard.add(episodes(2, version=2))  # the first change after it copies
+    assert arrays["versions"] is not shard.versions
+    assert arrays["versions"][:4].tolist() == [1, 1, -1, -1] and shard.versions[:4].tolist() == [1, 1, 2, 2]
+    assert meta["size"] == 2 and shard.size == 4
+
+
+def test_a_slow_snapshot_write_does_not_hold_up_inserts(tmp_path, monkeypatch):
+    import replay.durable as durable
+
+    release = threading.Event()
+    real_write = durable.write_sealed
+
+    def slow_write(path, payload):
+        release.wait(10)
+        real_write(path, payload)
+
+    monkeypatch.setattr(durable, "write_sealed", slow_write)
+    d = DurableShard(ReplayShard(64, 2, 4), tmp_path, "shard-0", every_s=0)
+    d.add(episodes(4))
+    covered = d.snapshot(wait=False)  # the writer now waits on `release`
+    t0 = time.perf_counter()
+    for _ in range(5):
+        d.add(episodes(4))
+    assert time.perf_counter() - t0 < 1.0 and d.writer.is_alive()  # inserts went on during the write
+    release.set()
+    d.writer.join()
+    back = ReplayShard(64, 2, 4)
+    back.load_snapshot(tmp_path / "shard-0.snap")
+    assert covered == 16 and back.inserted_transitions == 16 and back.size == 4  # the state when it was taken
+
+
+def test_shard_actor_holds_inserts_and_samples_to_the_ratio(ray_local):
+    ray = ray_local
+    from distributed.hosts import ReplayShardActor
+    from replay.format import pack_arrays
+
+    # samples_per_insert 1, sampling from 2 episodes, 8 transitions of error buffer; episodes of 4 transitions.
+    shard = ReplayShardActor.remote(64, 2, 4, 1.0, 0, 0.0, limiter=(1.0, 2, 8.0))
+    data = pack_arrays(episodes(1).as_dict())
+    assert ray.get([shard.add.remote(data) for _ in range(2)]) == [4, 4]  # min size reached: the clock starts
+    early = shard.sample.remote(2, 0.4)  # diff 0 > -8: allowed
+    ray.get(early)
+    late = shard.sample.remote(2, 0.4)  # diff -8: the learner is ahead, held until an insert
+    ready, _ = ray.wait([late], timeout=1.0)
+    assert not ready
+    assert ray.get(shard.add.remote(data)) == 4  # diff -4: the held sample goes (diff -12)
+    assert ray.get(late, timeout=10) is not None
+    for _ in range(5):
+        ray.get(shard.add.remote(data))  # diff -8, -4, 0, 4, 8
+    held = shard.add.remote(data)  # diff 8 >= 8: actors are ahead, held until a sample
+    ready, _ = ray.wait([held], timeout=1.0)
+    assert not ready
+    ray.get(shard.sample.remote(2, 0.4))
+    assert ray.get(held, timeout=10) == 4
+    lim = ray.get(shard.stats.remote())["limiter"]
+    assert lim["samples_blocked"] == 1 and lim["inserts_blocked"] == 1 and lim["insert_blocked_s"] > 0.5
