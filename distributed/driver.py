@@ -50,6 +50,7 @@ def train_distributed(
     check_snapshots(cfg, spec.task.prompt_len, spec.task.max_steps, snapshot_dir)
     started = start_ray(cfg.actors.num_actors * cfg.actors.num_cpus + 1, address)
     torch.set_num_threads(1)  # the driver only supervises; leave the cores to actors and learner
+    run = None
     try:
         t0 = time.perf_counter()
         run = ApeXRun(cfg, spec.task.prompt_len, spec.task.max_steps, hosts, snapshot_dir, rec.run_dir / "checkpoints")
@@ -67,6 +68,8 @@ def train_distributed(
     finally:
         if started:
             ray.shutdown()
+        elif run is not None:
+            run.shutdown()
 
 
 def user_error(err: RayTaskError) -> Exception | None:

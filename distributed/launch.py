@@ -200,6 +200,12 @@ class ApeXRun:
         self.pids = {"learner": where[-1]["pid"], "actors": [w["pid"] for w in where[:-1]]}
         return where[-1]
 
+    def shutdown(self) -> None:
+        """End the run's actors (when the Ray instance outlives the run: a test session, a notebook)."""
+        for handle in [*self.actors, self.learner, *self.shards, self.store, self.evaluator]:
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
+
     def processes(self) -> dict:
         """The process ids of the run's actors as started (restarted ones get new ids), written to the run
         directory so an operator can find a process."""

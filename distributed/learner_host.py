@@ -82,11 +82,12 @@ class LearnerActor:
     def _publish_arrays(self, restore: bool = False) -> None:
         # The arrays share the CPU tensors' memory; Ray copies them into the object store as the call is made. With
         # LoRA they are the adapters and heads alone: actors hold the base model already.
+        version = self.learner.updates  # read once: the loop may move on meanwhile (publish() comes from the driver)
         arrays = weights_arrays(self.learner.online.state_dict())
         self.publish_bytes = weights_nbytes(arrays)
         call = self.store.restore if restore else self.store.publish
-        call.remote(self.learner.updates, arrays, time.time())
-        self.published = self.learner.updates
+        call.remote(version, arrays, time.time())
+        self.published = version
 
     def publish(self) -> int:
         self._publish_arrays()

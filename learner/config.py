@@ -60,3 +60,5 @@ class LearnerConfig:
     max_nonfinite: int = 3  # non-finite updates in a row (each skipped) before rolling back to the last good state
     grad_checkpointing: bool = False  # recompute a Hugging Face model's activations in backward to save memory
     max_rollbacks: int = 3  # rollbacks to the same good state (no checkpoint since) before the run stops as diverged
+    metrics_every: int = 10  # updates between host syncs of the learner's metrics
+    compile: bool = False  # torch.compile the online and target networks' forward (dynamic shapes: T varies)

@@ -1,6 +1,8 @@
 """The Double-DQN learner: online and target Q-networks, AdamW, one update per sampled batch of whole sequences.
 
-Plain Python (no ray): the serial driver calls it directly, distributed/hosts.py hosts it as a Ray actor.
+Plain Python (no ray): the serial driver calls it directly, distributed/hosts.py hosts it as a Ray actor. An update
+syncs with the host once (its priorities and whether it was finite); the metrics stay on the device and are read
+every `metrics_every` updates.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from learner.config import LearnerConfig, QNetConfig
 from learner.lora import AdapterTarget, check_base
 from learner.losses import double_dqn_loss, sequence_priorities, valid_mask
 from learner.model import make_network
+from learner.staging import StagedBatch, Stager
+from replay.episodes import SampledBatch
+
+METRIC_NAMES = ("td_loss", "q_values", "v_values", "abs_td", "grad_norm")
 
 
 class DivergedError(RuntimeError):
@@ -36,6 +42,9 @@ class Learner:
         if cfg.grad_checkpointing:
             self.online.enable_grad_checkpointing()
         self.target = make_target(self.online)
+        # self.online and self.target stay the plain modules: state_dict names get no "_orig_mod." prefix.
+        compiled = compiled_forward if cfg.compile else (lambda m: m)
+        self.online_fwd, self.target_fwd = compiled(self.online), compiled(self.target)
         self.trainable = [p for p in self.online.parameters() if p.requires_grad]  # with LoRA: adapters and heads
         self.optimizer = torch.optim.AdamW(
             param_groups(self.online, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
@@ -47,35 +56,38 @@ class Learner:
         self._bad_in_row = 0
         self._rollbacks_in_row = 0
         self._good: dict | None = None
+        self._pending = PendingMetrics()
+        self._stager = Stager(self.device)
         self.autocast = torch.autocast(
             device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
         )
 
-    def _tensor(self, x: np.ndarray, dtype=None) -> torch.Tensor:
-        return torch.tensor(x, dtype=dtype).to(self.device, non_blocking=True)  # a copy: received arrays are read-only
+    def stage(self, batch: SampledBatch) -> StagedBatch:
+        """Copy a SampledBatch to the device; on CUDA asynchronously, so staging the next batch before updating on
+        the current one overlaps the copy with the update."""
+        return self._stager(batch)
 
-    def update(self, batch) -> tuple[dict[str, float], np.ndarray | None]:
-        """One Double-DQN update on a SampledBatch; returns metrics and new per-sequence priorities (B,).
+    def update(self, batch: SampledBatch | StagedBatch) -> tuple[dict[str, float] | None, np.ndarray | None]:
+        """One Double-DQN update; returns (metrics, new per-sequence priorities (B,)).
 
-        A NaN or inf in the loss, the online Q-values or the gradient skips the update (priorities None: the
-        replay keeps the old ones); `max_nonfinite` in a row roll the learner back to the last `mark_good` state."""
-        prompts = self._tensor(batch.prompts, torch.long)
-        a_t = self._tensor(batch.actions, torch.long)
-        r_t = self._tensor(batch.rewards, torch.float32)
-        lengths = self._tensor(batch.lengths, torch.long)
-        weights = self._tensor(batch.weights, torch.float32)
-        dec_in = a_t[:, :-1]  # Q(s_0..s_{T-1}) needs a_0..a_{T-2}
+        metrics is None except every `metrics_every` updates: then the means since the last report, with each
+        update's loss in "td_loss_per_update". A NaN or inf in the loss, the online Q-values or the gradient skips
+        the update (its metrics at once, priorities None: the replay keeps the old ones); `max_nonfinite` in a row
+        roll the learner back to the last `mark_good` state."""
+        b = batch if isinstance(batch, StagedBatch) else self.stage(batch)
+        b.wait()
+        dec_in = b.actions[:, :-1]  # Q(s_0..s_{T-1}) needs a_0..a_{T-2}
         with self.autocast:
-            q_online_t = self.online(prompts, dec_in)  # (B, T, V)
+            q_online_t = self.online_fwd(b.prompts, dec_in)  # (B, T, V)
             with torch.no_grad():
-                q_target_t = self.target(prompts, dec_in)  # (B, T, V)
+                q_target_t = self.target_fwd(b.prompts, dec_in)  # (B, T, V)
         out = double_dqn_loss(
             q_online_t.float(),
             q_target_t.float(),
-            a_t,
-            r_t,
-            lengths,
-            weights,
+            b.actions,
+            b.rewards,
+            b.lengths,
+            b.weights,
             self.cfg.gamma,
             self.cfg.n_step,
             self.cfg.huber_delta,
@@ -84,24 +96,36 @@ class Learner:
         out.loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.cfg.grad_clip)
         finite = torch.isfinite(out.loss) & torch.isfinite(grad_norm) & torch.isfinite(q_online_t).all()
-        if not bool(finite):  # the update's one extra host sync
+        priorities = sequence_priorities(out.td_t, b.lengths).float()  # (B,)
+        loss = out.loss.detach().float()
+        host = torch.cat([priorities, loss[None], finite.float()[None]]).cpu().numpy()  # the update's one host sync
+        if not host[-1]:
             self.optimizer.zero_grad(set_to_none=True)
-            return self._skip(float(out.loss.detach())), None
+            return self._skip(float(host[-2])), None
         self._bad_in_row = 0
         self.optimizer.step()
         self.updates += 1
-        n_valid = int(batch.lengths.sum())
-        self.transitions_trained += n_valid
+        self.transitions_trained += b.num_transitions
         self._sync_target()
-        mask = valid_mask(lengths, a_t.shape[1])
-        metrics = {
-            "td_loss": float(out.loss.detach()),
-            "q_values": float((out.q_taken_t * mask).sum()) / n_valid,
-            "v_values": float((out.v_online_t * mask).sum()) / n_valid,
-            "abs_td": float(out.td_t.abs().sum()) / n_valid,
-            "grad_norm": float(grad_norm),
-        }
-        return metrics, sequence_priorities(out.td_t, lengths).float().cpu().numpy()
+        n_valid = max(b.num_transitions, 1)
+        mask = valid_mask(b.lengths, b.actions.shape[1])
+        row = torch.stack(  # in METRIC_NAMES order, on the device
+            [
+                loss,
+                (out.q_taken_t.float() * mask).sum() / n_valid,
+                (out.v_online_t.float() * mask).sum() / n_valid,
+                out.td_t.abs().sum() / n_valid,
+                grad_norm.float(),
+            ]
+        )
+        self._pending.add(self.updates, row)
+        metrics = self.flush_metrics() if len(self._pending) >= self.cfg.metrics_every else None
+        return metrics, host[:-2]
+
+    def flush_metrics(self) -> dict | None:
+        """The means of the updates not yet reported, with "td_loss_per_update": [(update, td_loss), ...]; None
+        when there are none. Drivers call it before a checkpoint and at the end."""
+        return self._pending.report()
 
     def _skip(self, loss: float) -> dict[str, float]:
         """Count a non-finite update; its loss (NaN, inf or a finite loss with a non-finite gradient) is returned so
@@ -170,6 +194,45 @@ class Learner:
         self.transitions_trained = int(state["transitions_trained"])
         self.nonfinite_updates = int(state.get("nonfinite_updates", self.nonfinite_updates))
         self.rollbacks = int(state.get("rollbacks", self.rollbacks))
+
+
+class PendingMetrics:
+    """Successful updates' metrics kept on the device, (len(METRIC_NAMES),) a row, until they are reported: then
+    they cross to the host in one transfer."""
+
+    def __init__(self):
+        self.updates: list[int] = []
+        self.rows: list[torch.Tensor] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, update: int, row: torch.Tensor) -> None:
+        self.updates.append(update)
+        self.rows.append(row)
+
+    def report(self) -> dict | None:
+        if not self.rows:
+            return None
+        values = torch.stack(self.rows).cpu().numpy().astype(np.float64)  # (K, len(METRIC_NAMES))
+        means = {name: float(values[:, i].mean()) for i, name in enumerate(METRIC_NAMES)}
+        per_update = [(u, float(v)) for u, v in zip(self.updates, values[:, 0], strict=True)]
+        self.updates, self.rows = [], []
+        return means | {"td_loss_per_update": per_update}
+
+
+def compiled_forward(net: torch.nn.Module):
+    """`net`'s forward(prompts, actions) compiled once for every T: batches differ in T (the longest sampled
+    episode), so the actions' length is marked dynamic, while the batch and prompt sizes, fixed in a run, compile
+    as constants (dynamic=True would make them symbols too, and specialise on a first batch's T - 1 == P). A size
+    that does change later (text prompts padded per batch) becomes dynamic after one recompile."""
+    fwd = torch.compile(net)
+
+    def forward(prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        torch._dynamo.mark_dynamic(actions, 1)
+        return fwd(prompts, actions)
+
+    return forward
 
 
 def param_groups(online: torch.nn.Module, cfg: LearnerConfig) -> list[dict]:

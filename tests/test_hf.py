@@ -352,7 +352,8 @@ def test_grad_checkpointing_recomputes_layers_and_gives_the_same_update():
     results = []
     for checkpointing in (False, True):
         net = HFQNetwork(QNetConfig(q_head="dueling", hf_path="test"), lm=tiny_lm("gpt2"))
-        learner = Learner(LearnerConfig(device="cpu", grad_checkpointing=checkpointing), net.cfg, net=net)
+        cfg = LearnerConfig(device="cpu", grad_checkpointing=checkpointing, metrics_every=1)
+        learner = Learner(cfg, net.cfg, net=net)
         calls = []
         # count calls of a module inside the first layer (module hooks do not run again in the recomputation)
         mlp = learner.online.lm.transformer.h[0].mlp

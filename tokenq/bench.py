@@ -15,8 +15,8 @@ Prints a table and writes flat dotted keys (no assertions; `goals.*` only report
   `achieved_gflops` = flops_per_update / measured seconds per update;
 - `replay.*`: insert and sample rates and storage bytes per transition of one shard on `reverse` episodes;
 - `weights.publish_to_actor_s`: article-sized network on a local Ray instance: from the learner's publish of version
-  v to every rollout actor having acted (finished a `run(1)`) with v; the median of a few publications.
-  `weights.actor_batch_s` is one `run(1)` without new weights, the part of that time spent acting;
+  v to every rollout actor (2, synthetic) holding v; the median of a few publications (`tokenq bench --scale` gives
+  it at 1, 8 and 32 actors);
 - `system.*`: short real `reverse` runs. `system.serial_*` from `train_serial`; `system.env_steps_per_s_1_actor` and
   `_2_actors` from `train_local` with actors.num_actors = 1 and 2; `system.transitions_trained_per_s` is the
   2-actor local run's (the default actor count).
@@ -48,7 +48,6 @@ import json
 import logging
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -314,48 +313,14 @@ def bench_replay(reps: int, capacity: int = 50_000) -> dict:
 
 
 def bench_publish(reps: int, num_actors: int = 2) -> dict:
-    """Publish-to-acting latency of the article-sized network on the real Ray actors (a `reverse` task). Needs Ray
-    initialised with 1 + num_actors CPUs."""
-    import ray
+    """Publish-to-holding latency of the article-sized network on the real hosts (tokenq/bench_scale.py). Needs
+    Ray initialised."""
+    from tokenq.bench_scale import publish_time
 
-    from distributed.launch import ApeXRun
-    from tokenq.build import host_factories
-
-    overrides = [*ARTICLE_OVERRIDES, f"actors.num_actors={num_actors}", f"train.publish_every={10**9}"]
-    spec = _spec("reverse", overrides)
-    run = ApeXRun(spec.cfg, spec.task.prompt_len, spec.task.max_steps, host_factories(spec.cfg))
-    run.wait_ready()
-    try:
-        ray.get([actor.run.remote(1) for actor in run.actors])  # fills the shards; the actors now act with v0
-        batch_s = statistics.median(_wall(lambda: ray.get([a.run.remote(1) for a in run.actors])) for _ in range(3))
-        lags = []
-        for _ in range(reps):
-            ray.get(run.learner.train.remote(1, float("inf"), spec.cfg.replay.beta))  # a new version to publish
-            t0 = time.perf_counter()
-            version = ray.get(run.learner.publish.remote())
-            _until_all_act_with(run.actors, version)
-            lags.append(time.perf_counter() - t0)
-    finally:
-        for handle in [*run.actors, run.learner, *run.shards, run.store]:
-            ray.kill(handle)
     return {
-        "weights.publish_to_actor_s": statistics.median(lags),
-        "weights.publish_to_actor_s_max": max(lags),
-        "weights.actor_batch_s": batch_s,
-        "weights.megabytes": sum(w.nbytes for w in QNetwork(spec.net_cfg).state_dict().values()) / 1e6,
+        "weights.publish_to_actor_s": publish_time(num_actors, reps),
+        "weights.megabytes": sum(w.nbytes for w in QNetwork(ARTICLE_CFG).state_dict().values()) / 1e6,
     }
-
-
-def _until_all_act_with(actors: list, version: int) -> None:
-    """Keep every actor calling run(1) until each has returned having acted with `version` or newer."""
-    import ray
-
-    pending = {actor.run.remote(1): actor for actor in actors}
-    while pending:
-        (ref,), _ = ray.wait(list(pending), num_returns=1)
-        actor = pending.pop(ref)
-        if ray.get(ref)["weights_version"] < version:
-            pending[actor.run.remote(1)] = actor
 
 
 def _train_overrides(seconds: float) -> list[str]:

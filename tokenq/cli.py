@@ -120,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure rollout and learner throughput; prints figures")
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
     b.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
+    b.add_argument(
+        "--scale",
+        action="store_true",
+        help="measure the Ape-X control plane instead: synthetic actors (1, 8, 32), real shards and learner host",
+    )
     return p
 
 
@@ -223,6 +228,11 @@ def cmd_hf_import(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.scale:
+        from tokenq.bench_scale import run_scale
+
+        run_scale(seconds=8.0 if args.quick else 20.0, out=args.out)
+        return 0
     from tokenq.bench import run_bench
 
     run_bench(quick=args.quick, out=args.out)

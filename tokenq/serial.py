@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from distributed.codec import pack_weights
+from distributed.codec import weights_arrays, weights_nbytes
 from learner.checkpoint import CheckpointError, checkpoint_updates, list_checkpoints
 from learner.learner import Learner
 from replay.format import rng_state, set_rng_state
@@ -48,7 +48,7 @@ def train_serial(
     )
     timer = rec.timer
     credit = 0.0  # transitions the learner may still sample under the samples-per-insert ratio
-    inserted_after_start = 0  # transitions inserted once replay held replay.learning_starts episodes
+    inserted_after_start = 0  # transitions inserted once replay held replay.min_size_to_sample episodes
     metrics: dict[str, float] = {}
     if resume is not None:
         credit, inserted_after_start, metrics = _restore(resume, rec, learner, worker, replay, run_dir)
@@ -73,7 +73,9 @@ def train_serial(
 
     def checkpoint() -> None:
         """The replay snapshot first, then the checkpoint that names it: a crash in between leaves the previous
-        checkpoint and its snapshot intact."""
+        checkpoint and its snapshot intact. The losses of updates not yet reported are logged first."""
+        nonlocal metrics
+        metrics = _log_losses(rec, learner.flush_metrics()) or metrics
         u = learner.updates
         with timer.phase("checkpoint", exclude_from_training=True):
             replay.save_snapshot(replay_snapshot_path(run_dir, u))
@@ -101,7 +103,7 @@ def train_serial(
                 # 2. Insert, with the actor's initial priorities.
                 with timer.phase("insert"):
                     added = replay.add(batch)
-                if replay.size >= cfg.replay.learning_starts:
+                if replay.size >= cfg.replay.min_size_to_sample:
                     credit += cfg.replay.samples_per_insert * added
                     inserted_after_start += added
             # 3. Learn while the samples-per-insert ratio allows.
@@ -113,13 +115,12 @@ def train_serial(
                 with timer.phase("learn"):
                     step_metrics, priorities = learner.update(sample)
                 credit -= float(sample.lengths.sum())
-                metrics = step_metrics  # a non-finite update's loss is shown too
+                metrics = _log_losses(rec, step_metrics) or metrics  # a non-finite update's loss is shown too
                 if priorities is None:  # a non-finite update was skipped (maybe rolled back)
                     continue
                 with timer.phase("update_priorities"):
                     replay.update_priorities(sample.slots, sample.generations, priorities)
                 u = learner.updates
-                rec.td_loss(u, metrics["td_loss"])
                 # 4. Publish weights to the actor on its schedule.
                 if u % cfg.train.publish_every == 0:
                     with timer.phase("publish_weights"):
@@ -169,10 +170,19 @@ def train_serial(
             "nodes": [],
             "num_parameters": learner.online.num_parameters(),
             "trainable_parameters": learner.trainable_parameters(),
-            "weights_bytes_per_publish": len(pack_weights(learner.online.state_dict())),
+            "weights_bytes_per_publish": weights_nbytes(weights_arrays(learner.online.state_dict())),
             "final_losses": metrics,
         }
         return rec.finish(learner.online, counts, extra, stopped_by=stop_request.name)
+
+
+def _log_losses(rec: RunRecorder, metrics: dict | None) -> dict | None:
+    """Log each update's TD loss of a learner's metrics report (train.loss_log); returns the metrics to show."""
+    if metrics is None:
+        return None
+    for u, loss in metrics.get("td_loss_per_update", ()):
+        rec.td_loss(u, loss)
+    return {k: v for k, v in metrics.items() if k != "td_loss_per_update"}
 
 
 def _restore(state: dict, rec: RunRecorder, learner: Learner, worker, replay: ReplayShard, run_dir: Path):
