@@ -259,17 +259,21 @@ class ApeXDriver:
         return out
 
     def _shards(self, retry_s: float = 0.0) -> dict:
-        """The shards' figures summed; while a shard is restarting, the last figures (or wait up to `retry_s`)."""
+        """The shards' figures summed, and the rate limiter's; while a shard or the limiter is restarting, the last
+        figures (or wait up to `retry_s`)."""
         deadline = time.perf_counter() + retry_s
         while True:
             try:
-                stats = ray.get([sh.stats.remote() for sh in self.run_.shards], timeout=max(retry_s, 5.0))
+                *stats, limiter = ray.get(
+                    [sh.stats.remote() for sh in self.run_.shards] + [self.run_.limiter.stats.remote()],
+                    timeout=max(retry_s, 5.0),
+                )
                 break
             except (RayActorError, GetTimeoutError):
                 if time.perf_counter() > deadline:
                     return dict(self.c.shards)
                 time.sleep(0.5)
-        self.c.shards = shard_totals(stats, self.run_.shard_starts)
+        self.c.shards = shard_totals(stats, self.run_.shard_starts, limiter)
         return dict(self.c.shards)
 
     def _shard_scalars(self, shards: dict) -> dict:

@@ -53,6 +53,7 @@ def actor_names(run_id: str, num_shards: int) -> dict:
     return {
         "namespace": "tokenq",
         "store": f"{run_id}-weights",
+        "limiter": f"{run_id}-rate-limiter",
         "shards": [f"{run_id}-shard-{i}" for i in range(num_shards)],
     }
 
@@ -92,13 +93,60 @@ class WeightStoreActor:
 
 
 @ray.remote(num_cpus=0)
-class ReplayShardActor:
-    """One replay shard, an asyncio actor: an insert waits while the rate limiter says actors are ahead, a sample
-    while it says the learner is ahead, and neither wait holds up the other calls (stats, priority updates).
+class RateLimiterActor:
+    """The replay's rate limiter (replay/rate_limiter.py), one per table of S shards, as an asyncio actor: an
+    `insert` call returns once actors are not too far ahead, a `sample` call once the learner is not; a held call
+    holds up no other."""
 
-    With `snapshot_dir` it snapshots itself every `snapshot_every_s` seconds in the background and, when Ray
-    restarts it after a crash (or a resumed run starts it), comes back from its newest snapshot. `limiter`:
-    (samples_per_insert, min_size_to_sample episodes, error_buffer transitions) for this shard, or None."""
+    def __init__(self, samples_per_insert: float, min_size_to_sample: int, error_buffer: float):
+        self.limiter = RateLimiter(samples_per_insert, min_size_to_sample, error_buffer)
+        self.changed: asyncio.Condition | None = None  # made in the actor's event loop, on first use
+
+    async def _hold(self, allowed, side: str) -> None:
+        if allowed():
+            return
+        self.changed = self.changed or asyncio.Condition()
+        t0 = time.perf_counter()
+        async with self.changed:
+            await self.changed.wait_for(allowed)
+        self.limiter.blocked(side, time.perf_counter() - t0)
+
+    async def _changed(self) -> None:
+        if self.changed is not None:
+            async with self.changed:
+                self.changed.notify_all()
+
+    async def insert(self, transitions: int, episodes: int) -> None:
+        """Returns when an actor may insert this many transitions (and counts them); (0, 0) only waits, so that an
+        actor generates its next episodes with the weights of when it may insert them, not before."""
+        await self._hold(self.limiter.can_insert, "insert")
+        if transitions or episodes:
+            self.limiter.inserted_now(transitions, episodes)
+            await self._changed()
+
+    async def sample(self, consumed: int) -> float:
+        """Count the transitions the learner sampled since its last call; returns, once it may sample again, how
+        many transitions it may sample before it asks next (the headroom within the error buffer)."""
+        self.limiter.sampled_now(consumed)
+        await self._changed()
+        await self._hold(self.limiter.can_sample, "sample")
+        return self.limiter.headroom()
+
+    async def seed(self, episodes: int) -> None:
+        """A resumed run's shards already hold `episodes`: the ratio's clock starts once they reach the minimum."""
+        if not self.limiter.started and self.limiter.episodes < episodes:
+            self.limiter.inserted_now(0, episodes - self.limiter.episodes)
+            await self._changed()
+
+    async def stats(self) -> dict:
+        return self.limiter.state()
+
+
+@ray.remote(num_cpus=0)
+class ReplayShardActor:
+    """One replay shard, an asyncio actor. With `snapshot_dir` it snapshots itself every `snapshot_every_s`
+    seconds in the background and, when Ray restarts it after a crash (or a resumed run starts it), comes back from
+    its newest snapshot."""
 
     def __init__(
         self,
@@ -111,46 +159,23 @@ class ReplayShardActor:
         snapshot_dir: str = "",
         name: str = "shard-0",
         snapshot_every_s: float = 0.0,
-        limiter: tuple | None = None,
     ):
-        self.limiter = RateLimiter(*limiter) if limiter is not None else None
-        self.shard = ReplayShard(capacity, prompt_len, max_steps, alpha, seed, eps, self.limiter)
+        self.shard = ReplayShard(capacity, prompt_len, max_steps, alpha, seed, eps)
         self.durable = DurableShard(self.shard, snapshot_dir, name, snapshot_every_s) if snapshot_dir else None
-        self.changed: asyncio.Condition | None = None  # made in the actor's event loop, on first use
-
-    async def _wait(self, allowed, side: str) -> None:
-        """Until `allowed()`; the time blocked is counted by the limiter."""
-        if self.limiter is None or allowed():
-            return
-        self.changed = self.changed or asyncio.Condition()
-        t0 = time.perf_counter()
-        async with self.changed:
-            await self.changed.wait_for(allowed)
-        self.limiter.blocked(side, time.perf_counter() - t0)
-
-    async def _notify(self) -> None:
-        if self.changed is not None:
-            async with self.changed:
-                self.changed.notify_all()
 
     async def add(self, data: bytes) -> int:
         batch = decode_episodes(data)
-        await self._wait(lambda: self.limiter.can_insert(), "insert")
-        added = self.durable.add(batch) if self.durable else self.shard.add(batch)
-        await self._notify()
-        return added
+        return self.durable.add(batch) if self.durable else self.shard.add(batch)
 
     async def sample(self, batch_size: int, beta: float, min_version: int | None = None) -> bytes | None:
         """A packed SampledBatch with the shard's new total priority and size; None when it holds nothing to hand
-        out (empty without a limiter, or every episode older than `min_version`)."""
-        if self.limiter is None and self.shard.size == 0:
+        out (empty, or every episode older than `min_version`)."""
+        if self.shard.size == 0 or self.shard.tree.total <= 0:
             return None
-        await self._wait(lambda: self.limiter.can_sample(self.shard.size) and self.shard.tree.total > 0, "sample")
         try:
             batch = self.shard.sample(batch_size, beta, min_version)
         except ValueError:
             return None
-        await self._notify()
         return pack_arrays(batch.as_dict(), {"total": self.shard.tree.total, "size": self.shard.size})
 
     async def update_priorities(self, slots: np.ndarray, generations: np.ndarray, priorities: np.ndarray) -> int:
@@ -200,6 +225,7 @@ class RolloutActor:
         # Looked up by name, not passed as handles: constructor arguments stay plain values, so a restarted actor
         # is rebuilt from them alone.
         store, shards = lookup(names)
+        self.limiter = ray.get_actor(names["limiter"], namespace=names["namespace"])
         self.settings, self.index, self.store, self.shards = settings, index, store, shards
         self.next_shard = index % len(shards)
         self.in_flight: dict = {}  # push ref -> (shard index, packed episodes, transitions)
@@ -252,14 +278,33 @@ class RolloutActor:
             done, _ = ray.wait(list(self.in_flight), num_returns=excess, timeout=0.5)
             self._reap(done)
 
+    def _insert_allowed(self, transitions: int, episodes: int) -> bool:
+        """Wait for the rate limiter to let this insert through; False when the actor was stopped meanwhile."""
+        permit = None
+        while not self.stopping:
+            try:
+                permit = permit or self.limiter.insert.remote(transitions, episodes)
+                done, _ = ray.wait([permit], timeout=0.5)
+                if done:
+                    ray.get(permit)
+                    return True
+            except RayActorError:  # the limiter is restarting: ask again
+                permit = None
+                time.sleep(0.5)
+        return False
+
     def run(self) -> dict:
         """Generate and push until stop(); returns the final progress."""
         while not self.stopping:
+            if not self._insert_allowed(0, 0):  # wait for room first: the episodes are generated fresh
+                break
             if self.batches % self.settings.pull_every == 0:
                 self._pull_weights()
             batch = self.worker.rollout()
             self.batches += 1
             data = pack_arrays({k: v for k, v in batch.as_dict().items() if k in REPLAY_FIELDS})
+            if not self._insert_allowed(batch.num_transitions, len(batch.lengths)):
+                break  # stopped while held
             self.totals["push_lost"] += self._resend()
             self._push(self.next_shard, data, batch.num_transitions)
             self.next_shard = (self.next_shard + 1) % len(self.shards)

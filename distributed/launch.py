@@ -24,6 +24,7 @@ from actors.rollout import RolloutWorker
 from distributed.hosts import (
     ActorSettings,
     EvalActor,
+    RateLimiterActor,
     ReplayShardActor,
     RolloutActor,
     WeightStoreActor,
@@ -101,13 +102,6 @@ def learner_settings(cfg, checkpoint_dir: Path | None) -> LearnerSettings:
     )
 
 
-def shard_limiter(cfg) -> tuple[float, int, float]:
-    """Each shard's share of the rate limiter: (samples_per_insert, min_size_to_sample, error_buffer). Actors push
-    to the shards in turn, so each holds 1/S of the inserts, and enforcing the ratio per shard enforces it over all."""
-    r = cfg.replay
-    return r.samples_per_insert, -(-r.min_size_to_sample // r.num_shards), r.error_buffer / r.num_shards
-
-
 class ApeXRun:
     """Handles to the Ray actors of one run."""
 
@@ -160,11 +154,17 @@ class ApeXRun:
                 str(snapshot_dir.resolve()) if snapshot_dir else "",
                 f"shard-{i}",
                 cfg.replay.snapshot_every_s,
-                shard_limiter(cfg),
             )
             for i in range(cfg.replay.num_shards)
         ]
+        # One rate limiter for the table of S shards, beside them; restarted empty, it waits for min_size_to_sample
+        # new episodes before the learner samples again.
+        r = cfg.replay
+        self.limiter = RateLimiterActor.options(
+            name=self.names["limiter"], namespace=ns, scheduling_strategy=placement, max_restarts=-1
+        ).remote(r.samples_per_insert, r.min_size_to_sample, r.error_buffer)
         stats = ray.get([sh.stats.remote() for sh in self.shards])  # all live
+        ray.get(self.limiter.seed.remote(sum(st["size_episodes"] for st in stats)))  # a resumed run's replay
         self.shard_nodes = {w["node_id"] for w in stats}
         self.shard_pids = [w["pid"] for w in stats]
         self.shard_starts = sum(w.get("starts", 1) for w in stats)  # later starts are restarts
@@ -202,7 +202,7 @@ class ApeXRun:
 
     def shutdown(self) -> None:
         """End the run's actors (when the Ray instance outlives the run: a test session, a notebook)."""
-        for handle in [*self.actors, self.learner, *self.shards, self.store, self.evaluator]:
+        for handle in [*self.actors, self.learner, *self.shards, self.limiter, self.store, self.evaluator]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
 

@@ -121,7 +121,8 @@ class LearnerActor:
         try:
             if self.sampler is None:
                 _, shards = lookup(self.names)
-                self.sampler = ShardSampler(shards, s.batch_size, s.prefetch, s.seed + 17)
+                limiter = ray.get_actor(self.names["limiter"], namespace=self.names["namespace"])
+                self.sampler = ShardSampler(shards, limiter, s.batch_size, s.prefetch, s.seed + 17)
             t0 = time.perf_counter() - self.stats.wall_s  # a second run() continues the clocks
             nxt = self._sample()
             while nxt is not None and self.learner.updates < s.total_updates:

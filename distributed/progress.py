@@ -41,7 +41,7 @@ class DriverCounters:
     learner_before: dict = field(default_factory=dict)  # LEARNER_TOTALS of the learner processes before it
     versions: dict[int, int] = field(default_factory=dict)  # actor index -> weights version it acts with
     last_actor: dict[int, tuple[int, dict]] = field(default_factory=dict)  # actor index -> (pid, its totals)
-    shards: dict = field(default_factory=lambda: shard_totals([], 0))
+    shards: dict = field(default_factory=lambda: shard_totals([], 0, {}))
 
     CHECKPOINTED = ("env_steps", "episodes", "push_lost", "actor_restarts", "learner_restarts")
 
@@ -109,7 +109,7 @@ class DriverCounters:
             "episode_lag_mean": round(self.run_lag_mean, 3),
             "episode_lag_max": self.run_lag_max,
             "sample_age_s": round(self.run_age_s, 3),
-            # The rate limiter, summed over the shards.
+            # The replay's rate limiter: transitions sampled over inserted since min_size_to_sample, time held.
             "samples_per_insert_measured": shards["samples_per_insert"],
             "insert_blocked_s": shards["insert_blocked_s"],
             "sample_blocked_s": shards["sample_blocked_s"],
@@ -119,20 +119,18 @@ class DriverCounters:
         }
 
 
-def shard_totals(stats: list[dict], starts_at_launch: int) -> dict:
-    """The shards' stats summed: size, faults, and the rate limiter's counts."""
-    lim = [st.get("limiter", {}) for st in stats]
-    inserted = sum(x.get("inserted", 0) for x in lim)
-    sampled = sum(x.get("sampled", 0) for x in lim)
+def shard_totals(stats: list[dict], starts_at_launch: int, limiter: dict) -> dict:
+    """The shards' stats summed (size, faults) and the rate limiter's counts."""
+    inserted, sampled = limiter.get("inserted", 0), limiter.get("sampled", 0)
     return {
         "size": sum(st["size_transitions"] for st in stats),
         "lost": sum(st.get("lost", 0) for st in stats),
         "restarts": max(0, sum(st.get("starts", 1) for st in stats) - starts_at_launch) if stats else 0,
         "lost_window_s": max((st.get("lost_window_s", 0.0) for st in stats), default=0.0),
         "samples_per_insert": round(sampled / inserted, 4) if inserted else None,
-        "insert_blocked_s": round(sum(x.get("insert_blocked_s", 0.0) for x in lim), 3),
-        "sample_blocked_s": round(sum(x.get("sample_blocked_s", 0.0) for x in lim), 3),
-        "inserts_blocked": sum(x.get("inserts_blocked", 0) for x in lim),
-        "samples_blocked": sum(x.get("samples_blocked", 0) for x in lim),
+        "insert_blocked_s": round(limiter.get("insert_blocked_s", 0.0), 3),
+        "sample_blocked_s": round(limiter.get("sample_blocked_s", 0.0), 3),
+        "inserts_blocked": limiter.get("inserts_blocked", 0),
+        "samples_blocked": limiter.get("samples_blocked", 0),
         "stale_skipped": sum(st.get("stale_skipped", 0) for st in stats),
     }

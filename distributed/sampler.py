@@ -2,8 +2,9 @@
 
 Each batch is split over the shards in proportion to their total priority (replay/sampling.py); `prefetch` batches
 are in flight at once, so the learner never waits on a single round trip. A shard's reply carries its new total
-priority and size, which the next splits use. A shard blocks a sample while the rate limiter says the learner is
-ahead; that wait, and any wait for a first episode, is the learner's idle time.
+priority and size, which the next splits use. Batches are requested within the headroom the replay's rate limiter
+granted; when it is spent, the sampler reports what it sampled and waits for a new grant (held while the learner is
+ahead). That wait, and any wait for replies or a first episode, is the learner's idle time.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ class Pending:
 
 
 class ShardSampler:
-    def __init__(self, shards: list, batch_size: int, prefetch: int, seed: int):
-        self.shards, self.batch_size, self.prefetch = shards, batch_size, prefetch
+    def __init__(self, shards: list, limiter, batch_size: int, prefetch: int, seed: int):
+        self.shards, self.limiter, self.batch_size, self.prefetch = shards, limiter, batch_size, prefetch
+        self.credit = 0.0  # transitions the limiter's last grant still allows (estimated at request time)
+        self.consumed = 0  # transitions sampled since the last report to the limiter
+        self.permit = None  # a pending grant
+        self.mean_length = 1.0  # of sampled episodes: the estimate a request is charged
         self.rng = np.random.default_rng(seed)
         self.totals = np.zeros(len(shards))
         self.sizes = np.zeros(len(shards), dtype=np.int64)
@@ -51,8 +56,21 @@ class ShardSampler:
                 continue
             self.totals[i], self.sizes[i] = st["total_priority"], st["size_episodes"]
 
+    def _grant(self) -> None:
+        """Ask the limiter for a new grant once the last is spent; take it when it has come."""
+        if self.credit <= 0 and self.permit is None:
+            self.permit, self.consumed = self.limiter.sample.remote(self.consumed), 0
+        if self.permit is not None and ray.wait([self.permit], timeout=0)[0]:
+            try:
+                self.credit = float(ray.get(self.permit))
+            except RayError:  # the limiter is restarting: asked again
+                self.credit = 0.0
+            self.permit = None
+
     def _request(self, beta: float, min_version: int | None) -> None:
-        while len(self.in_flight) < self.prefetch and self.totals.sum() > 0:
+        self._grant()
+        while len(self.in_flight) < self.prefetch and self.totals.sum() > 0 and self.credit > 0:
+            self.credit -= self.batch_size * self.mean_length
             counts = split_batch(self.rng, self.totals, self.batch_size)
             shares = self.totals / self.totals.sum()
             refs = [(i, self.shards[i].sample.remote(int(k), beta, min_version)) for i, k in enumerate(counts) if k]
@@ -71,8 +89,11 @@ class ShardSampler:
                     break
                 if stop():
                     return None
-                time.sleep(0.05)
-                self._refresh()
+                if self.permit is not None:
+                    ray.wait([self.permit], timeout=0.2)  # held by the limiter: the learner is ahead
+                else:
+                    time.sleep(0.05)
+                    self._refresh()
             pending = self.in_flight.popleft()
             refs = [r for _, r in pending.refs]
             while True:
@@ -90,7 +111,10 @@ class ShardSampler:
             self.idle_s += time.perf_counter() - t0
         if not parts:
             return None
-        return merge_parts(parts, pending.shares, int(self.sizes.sum()), beta)
+        batch, shard_index = merge_parts(parts, pending.shares, int(self.sizes.sum()), beta)
+        self.consumed += int(batch.lengths.sum())
+        self.mean_length = float(batch.lengths.mean())
+        return batch, shard_index
 
     def _reply(self, i: int, ref) -> SampledBatch | None:
         try:

@@ -1,10 +1,11 @@
 """Reverb's SampleToInsertRatio: the rate limiter is a property of the replay table, not of a driver.
 
-Pure: imports neither torch nor ray. A shard asks it before every insert and every sample; the host blocks the
-call until the answer is yes (distributed/hosts.py) and the limiter counts how long each side was blocked.
+Pure: imports neither torch nor ray. One limiter serves a table of S shards (distributed/hosts.py hosts it as one
+actor beside them): an actor asks it before every insert, the learner before it samples, and the host holds each call
+until the answer is yes, counting how long each side was held.
 
 Counted in transitions: `samples_per_insert` transitions are sampled per transition inserted once the table holds
-`min_size_to_sample` episodes. Sampling runs at most `error_buffer` sampled transitions ahead of that ratio, and
+`min_size_to_sample` episodes. Sampling runs at most `error_buffer` (sampled) transitions ahead of that ratio, and
 inserting at most `error_buffer` ahead of it, so the gap between actors and learner is fixed by the buffer, not by
 the number of actors. Neither side can block the other for good: when sampling is refused, diff <= -buffer, so
 inserting is allowed, and the other way round.
@@ -20,6 +21,7 @@ class RateLimiter:
     samples_per_insert: float
     min_size_to_sample: int  # episodes the table holds before the first sample
     error_buffer: float  # transitions (in sampled-transition units) either side may run ahead
+    episodes: int = 0  # episodes inserted (the table's size until it is full)
     inserted: int = 0  # transitions inserted since the table reached min_size_to_sample
     sampled: int = 0  # transitions sampled
     started: bool = False
@@ -36,14 +38,19 @@ class RateLimiter:
     def can_insert(self) -> bool:
         return not self.started or self.diff < self.error_buffer
 
-    def can_sample(self, size_episodes: int) -> bool:
-        return self.started and size_episodes >= self.min_size_to_sample and self.diff > -self.error_buffer
+    def can_sample(self) -> bool:
+        return self.started and self.diff > -self.error_buffer
 
-    def inserted_now(self, transitions: int, size_episodes: int) -> None:
+    def headroom(self) -> float:
+        """Transitions the learner may sample now before it runs the full buffer ahead."""
+        return self.diff + self.error_buffer if self.started else 0.0
+
+    def inserted_now(self, transitions: int, episodes: int) -> None:
         """Count an insert; the ratio's clock starts when the table first holds min_size_to_sample episodes."""
+        self.episodes += episodes
         if self.started:
             self.inserted += transitions
-        elif size_episodes >= self.min_size_to_sample:
+        elif self.episodes >= self.min_size_to_sample:
             self.started = True
 
     def sampled_now(self, transitions: int) -> None:
@@ -59,6 +66,7 @@ class RateLimiter:
 
     def state(self) -> dict:
         return {
+            "episodes": self.episodes,
             "inserted": self.inserted,
             "sampled": self.sampled,
             "started": self.started,
@@ -67,8 +75,3 @@ class RateLimiter:
             "inserts_blocked": self.inserts_blocked,
             "samples_blocked": self.samples_blocked,
         }
-
-    def load_state(self, state: dict) -> None:
-        for k, v in state.items():
-            if hasattr(self, k):
-                setattr(self, k, type(getattr(self, k))(v))

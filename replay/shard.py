@@ -14,7 +14,6 @@ import numpy as np
 
 from replay.episodes import PROMPT_PAD, EpisodeBatch, SampledBatch
 from replay.format import CodecError, pack_arrays, read_sealed, rng_state, set_rng_state, unpack_arrays, write_sealed
-from replay.rate_limiter import RateLimiter
 from replay.sum_tree import SumTree
 
 _COUNTERS = (
@@ -52,11 +51,8 @@ class ReplayShard:
         alpha: float = 0.6,
         seed: int = 0,
         priority_eps: float = 1e-3,
-        limiter: RateLimiter | None = None,
     ):
-        """`limiter`: the table's rate limiter; the shard counts inserts and samples into it (its host blocks)."""
         self.capacity, self.alpha, self.priority_eps = capacity, alpha, priority_eps
-        self.limiter = limiter
         self.prompts = np.full((capacity, prompt_len), PROMPT_PAD, dtype=np.int32)
         self.actions = np.zeros((capacity, max_steps), dtype=np.int32)
         self.rewards = np.zeros((capacity, max_steps), dtype=np.float32)
@@ -130,8 +126,6 @@ class ReplayShard:
         self.size = min(self.capacity, self.size + n)
         added = int(batch.lengths.sum())
         self.inserted_transitions += added
-        if self.limiter is not None:
-            self.limiter.inserted_now(added, self.size)
         return added
 
     def _scaled(self, priorities: np.ndarray) -> np.ndarray:
@@ -165,8 +159,6 @@ class ReplayShard:
         T = int(lengths.max())
         n_sampled = int(lengths.sum())
         self.sampled_transitions += n_sampled
-        if self.limiter is not None:
-            self.limiter.sampled_now(n_sampled)
         return SampledBatch(
             prompts=self.prompts[slots],
             actions=self.actions[slots, :T],
@@ -194,8 +186,6 @@ class ReplayShard:
         meta = {k: int(getattr(self, k)) for k in _COUNTERS}
         meta["max_priority"] = float(self.max_priority)
         meta["rng"] = rng_state(self.rng)
-        if self.limiter is not None:
-            meta["limiter"] = self.limiter.state()
         self.frozen = True
         return dict(self.storage()), meta
 
@@ -231,8 +221,6 @@ class ReplayShard:
         self._thaw()
         for name, mine in self.storage().items():
             mine[:] = arrays[name]
-        if self.limiter is not None and isinstance(meta.get("limiter"), dict):
-            self.limiter.load_state(meta["limiter"])
         for k, v in counters.items():
             setattr(self, k, v)
         self.max_priority = max_priority
@@ -256,5 +244,4 @@ class ReplayShard:
             "sampled_transitions": self.sampled_transitions,
             "total_priority": self.tree.total,
             "stale_skipped": self.stale_skipped,
-            **({"limiter": self.limiter.state()} if self.limiter is not None else {}),
         }

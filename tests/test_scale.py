@@ -27,39 +27,23 @@ def episodes(n: int, length: int = 4, version: int = 0, priority: float = 1.0) -
 
 def test_rate_limiter_holds_the_ratio_within_the_error_buffer():
     lim = RateLimiter(samples_per_insert=2.0, min_size_to_sample=3, error_buffer=10)
-    assert lim.can_insert() and not lim.can_sample(0)
+    assert lim.can_insert() and not lim.can_sample() and lim.headroom() == 0
     lim.inserted_now(4, 1)
-    lim.inserted_now(4, 2)
-    assert not lim.can_sample(2)  # below min_size_to_sample
-    lim.inserted_now(4, 3)  # the ratio's clock starts here: diff = 0
-    assert lim.started and lim.inserted == 0 and lim.can_sample(3) and lim.can_insert()
-    lim.inserted_now(4, 4)  # diff = 2 * 4 = 8 < 10: inserts still allowed
+    lim.inserted_now(4, 1)
+    assert not lim.can_sample()  # below min_size_to_sample
+    lim.inserted_now(4, 1)  # the table holds 3 episodes: the ratio's clock starts here, diff = 0
+    assert lim.started and lim.inserted == 0 and lim.can_sample() and lim.can_insert() and lim.headroom() == 10
+    lim.inserted_now(4, 1)  # diff = 2 * 4 = 8 < 10: inserts still allowed
     assert lim.diff == 8 and lim.can_insert()
-    lim.inserted_now(4, 5)  # diff = 16 >= 10: actors are ahead, the next insert waits
-    assert not lim.can_insert() and lim.can_sample(5)
+    lim.inserted_now(4, 1)  # diff = 16 >= 10: actors are ahead, the next insert waits
+    assert not lim.can_insert() and lim.can_sample() and lim.headroom() == 26
     lim.sampled_now(12)  # diff = 4
     assert lim.can_insert()
     lim.sampled_now(14)  # diff = -10: the learner is ahead, the next sample waits
-    assert lim.diff == -10 and not lim.can_sample(5) and lim.can_insert()
+    assert lim.diff == -10 and not lim.can_sample() and lim.can_insert()
     lim.blocked("sample", 0.5)
     lim.blocked("insert", 0.25)
     assert (lim.sample_blocked_s, lim.samples_blocked, lim.insert_blocked_s, lim.inserts_blocked) == (0.5, 1, 0.25, 1)
-    again = RateLimiter(2.0, 3, 10)
-    again.load_state(lim.state())
-    assert again.diff == lim.diff and again.started
-
-
-def test_shard_counts_into_its_limiter_and_snapshots_it(tmp_path):
-    lim = RateLimiter(1.0, 2, 100)
-    shard = ReplayShard(16, 2, 4, limiter=lim)
-    shard.add(episodes(2))  # reaches min size: the clock starts
-    shard.add(episodes(1, length=3))
-    batch = shard.sample(2, 0.4)
-    assert lim.inserted == 3 and lim.sampled == int(batch.lengths.sum())
-    shard.save_snapshot(tmp_path / "s.snap")
-    back = ReplayShard(16, 2, 4, limiter=RateLimiter(1.0, 2, 100))
-    back.load_snapshot(tmp_path / "s.snap")
-    assert back.limiter.state() == lim.state()
 
 
 def test_global_sampling_over_four_skewed_shards_matches_the_single_table_shares():
@@ -141,28 +125,26 @@ def test_a_slow_snapshot_write_does_not_hold_up_inserts(tmp_path, monkeypatch):
     assert covered == 16 and back.inserted_transitions == 16 and back.size == 4  # the state when it was taken
 
 
-def test_shard_actor_holds_inserts_and_samples_to_the_ratio(ray_local):
+def test_rate_limiter_actor_holds_inserts_and_samples_to_the_ratio(ray_local):
     ray = ray_local
-    from distributed.hosts import ReplayShardActor
-    from replay.format import pack_arrays
+    from distributed.hosts import RateLimiterActor
 
-    # samples_per_insert 1, sampling from 2 episodes, 8 transitions of error buffer; episodes of 4 transitions.
-    shard = ReplayShardActor.remote(64, 2, 4, 1.0, 0, 0.0, limiter=(1.0, 2, 8.0))
-    data = pack_arrays(episodes(1).as_dict())
-    assert ray.get([shard.add.remote(data) for _ in range(2)]) == [4, 4]  # min size reached: the clock starts
-    early = shard.sample.remote(2, 0.4)  # diff 0 > -8: allowed
-    ray.get(early)
-    late = shard.sample.remote(2, 0.4)  # diff -8: the learner is ahead, held until an insert
-    ready, _ = ray.wait([late], timeout=1.0)
-    assert not ready
-    assert ray.get(shard.add.remote(data)) == 4  # diff -4: the held sample goes (diff -12)
-    assert ray.get(late, timeout=10) is not None
-    for _ in range(5):
-        ray.get(shard.add.remote(data))  # diff -8, -4, 0, 4, 8
-    held = shard.add.remote(data)  # diff 8 >= 8: actors are ahead, held until a sample
+    # samples_per_insert 1, sampling from 2 episodes on, 8 transitions of error buffer; inserts of 4 transitions.
+    lim = RateLimiterActor.remote(1.0, 2, 8.0)
+    ray.get([lim.insert.remote(4, 1) for _ in range(2)])  # the table holds 2 episodes: the clock starts, diff 0
+    assert ray.get(lim.sample.remote(0)) == 8  # headroom: 8 transitions before the learner is a buffer ahead
+    held = lim.sample.remote(8)  # diff -8: the learner is ahead, held until an insert
     ready, _ = ray.wait([held], timeout=1.0)
     assert not ready
-    ray.get(shard.sample.remote(2, 0.4))
+    ray.get(lim.insert.remote(4, 1))  # diff -4: the held sample goes
     assert ray.get(held, timeout=10) == 4
-    lim = ray.get(shard.stats.remote())["limiter"]
-    assert lim["samples_blocked"] == 1 and lim["inserts_blocked"] == 1 and lim["insert_blocked_s"] > 0.5
+    for _ in range(3):
+        ray.get(lim.insert.remote(4, 1))  # diff 0, 4, 8
+    held = lim.insert.remote(4, 1)  # diff 8 >= 8: actors are ahead, held until the learner samples
+    ready, _ = ray.wait([held], timeout=1.0)
+    assert not ready
+    ray.get(lim.sample.remote(4))  # diff 4: the held insert goes (diff 8)
+    ray.get(held, timeout=10)
+    stats = ray.get(lim.stats.remote())
+    assert (stats["inserted"], stats["sampled"]) == (20, 12)  # 5 inserts of 4 after the clock started
+    assert stats["samples_blocked"] == 1 and stats["inserts_blocked"] == 1 and stats["insert_blocked_s"] > 0.5

@@ -35,7 +35,9 @@ def test_reverse_reaches_target_and_eval_reloads_it(tmp_path):
 
 
 def test_checkpoint_round_trip_and_truncation(tmp_path):
-    cfg = load_config("reverse", ["train.total_updates=20", "replay.min_size_to_sample=32", "train.checkpoint_every=10"])
+    cfg = load_config(
+        "reverse", ["train.total_updates=20", "replay.min_size_to_sample=32", "train.checkpoint_every=10"]
+    )
     train_serial(cfg, tmp_path, "reverse")
     path = latest_checkpoint(tmp_path / "checkpoints")
     state = load_checkpoint(path)

@@ -30,16 +30,16 @@ from replay.episodes import EpisodeBatch
 log = logging.getLogger("tokenq")
 
 SAMPLES_PER_INSERT = 1.0
-EPISODES_PER_PUSH = 256  # a synthetic actor's batch: 256 reverse episodes, about 1,800 transitions
+EPISODES_PER_PUSH = 512  # a synthetic actor's batch: 512 reverse episodes, about 3,600 transitions
 SCALE_OVERRIDES = [
     "replay.num_shards=4",
     f"replay.samples_per_insert={SAMPLES_PER_INSERT}",
-    "replay.error_buffer=65536",
+    "replay.error_buffer=32768",
     "replay.min_size_to_sample=1024",
     "replay.capacity=100000",
     "replay.prefetch=4",
     "replay.snapshot_every_s=0",
-    "learner.batch_size=512",
+    "learner.batch_size=1024",
     "actors.num_cpus=0",
     "actors.max_pushes_in_flight=2",
     "train.total_updates=1000000000",

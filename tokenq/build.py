@@ -173,7 +173,7 @@ class Evaluator:
     def __init__(self, cfg: Config):
         task = build_task(cfg)
         self.task, self.heldout = task, build_heldout(cfg, task)
-        self.net = (acting_network(task, resolve_net_config(cfg, task)) or make_network(resolve_net_config(cfg, task)))
+        self.net = acting_network(task, resolve_net_config(cfg, task)) or make_network(resolve_net_config(cfg, task))
         self.net.eval()
 
     def __call__(self, weights: dict) -> dict:

@@ -54,6 +54,7 @@ def train_serial(
         credit, inserted_after_start, metrics = _restore(resume, rec, learner, worker, replay, run_dir)
     learner.mark_good()
     stop = False
+    lag = Staleness()
 
     def counters() -> dict:
         return {
@@ -115,6 +116,7 @@ def train_serial(
                 with timer.phase("learn"):
                     step_metrics, priorities = learner.update(sample)
                 credit -= float(sample.lengths.sum())
+                lag.sampled(learner.updates, sample)
                 metrics = _log_losses(rec, step_metrics) or metrics  # a non-finite update's loss is shown too
                 if priorities is None:  # a non-finite update was skipped (maybe rolled back)
                     continue
@@ -145,6 +147,7 @@ def train_serial(
                     "samples_per_insert": learner.transitions_trained / max(inserted_after_start, 1),
                     "weights_version": worker.weights_version,
                     "actor_lag": learner.updates - worker.weights_version,
+                    **lag.window(),
                     "nonfinite_updates": learner.nonfinite_updates,
                     "rollbacks": learner.rollbacks,
                 },
@@ -172,8 +175,36 @@ def train_serial(
             "trainable_parameters": learner.trainable_parameters(),
             "weights_bytes_per_publish": weights_nbytes(weights_arrays(learner.online.state_dict())),
             "final_losses": metrics,
+            **lag.summary(),
         }
         return rec.finish(learner.online, counts, extra, stopped_by=stop_request.name)
+
+
+class Staleness:
+    """Weights versions between the learner and each sampled episode's generator, and its age in replay."""
+
+    def __init__(self) -> None:
+        self.total = [0.0, 0, 0.0, 0]  # lag sum, lag max, age sum, episodes
+        self.recent = [0.0, 0, 0.0, 0]
+
+    def sampled(self, updates: int, batch) -> None:
+        lag = updates - batch.versions
+        for acc in (self.total, self.recent):
+            acc[0] += float(lag.sum())
+            acc[1] = max(acc[1], int(lag.max()))
+            acc[2] += float(batch.ages.sum())
+            acc[3] += len(lag)
+
+    def window(self) -> dict:
+        """Since the last call (the progress line's TensorBoard points)."""
+        r, self.recent = self.recent, [0.0, 0, 0.0, 0]
+        if not r[3]:
+            return {}
+        return {"episode_lag_mean": r[0] / r[3], "episode_lag_max": r[1], "sample_age_s": r[2] / r[3]}
+
+    def summary(self) -> dict:
+        t, n = self.total, max(self.total[3], 1)
+        return {"episode_lag_mean": round(t[0] / n, 3), "episode_lag_max": t[1], "sample_age_s": round(t[2] / n, 3)}
 
 
 def _log_losses(rec: RunRecorder, metrics: dict | None) -> dict | None:
