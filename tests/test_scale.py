@@ -148,3 +148,16 @@ def test_rate_limiter_actor_holds_inserts_and_samples_to_the_ratio(ray_local):
     stats = ray.get(lim.stats.remote())
     assert (stats["inserted"], stats["sampled"]) == (20, 12)  # 5 inserts of 4 after the clock started
     assert stats["samples_blocked"] == 1 and stats["inserts_blocked"] == 1 and stats["insert_blocked_s"] > 0.5
+
+
+@pytest.mark.slow
+def test_scale_bench_measures_the_real_control_plane(ray_local):
+    from tokenq.bench_scale import SAMPLES_PER_INSERT, control_plane, publish_time
+
+    figures = control_plane(2, seconds=4.0)
+    # Synthetic actors inserted through the real limiter and shards, the learner host sampled at the ratio.
+    assert figures["scale.actors_2.inserted_per_s"] > 0 and figures["scale.actors_2.updates"] > 0
+    assert abs(figures["scale.actors_2.samples_per_insert"] - SAMPLES_PER_INSERT) < 0.3
+    assert 0 <= figures["scale.actors_2.learner_idle_frac"] <= 1
+    assert 0 < figures["scale.actors_2.driver_cpu_frac"] < 1
+    assert publish_time(2, reps=1) > 0

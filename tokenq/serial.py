@@ -92,6 +92,27 @@ def train_serial(
             if snap not in kept:
                 snap.unlink(missing_ok=True)
 
+    def report(force: bool = False) -> None:
+        """The progress line and TensorBoard scalars, every train.log_every_s (or now)."""
+        rec.progress(
+            worker.env_steps,
+            learner.updates,
+            metrics,
+            lambda: {
+                "epsilon": worker.epsilon,
+                "updates_per_s": learner.updates / max(timer.train_s, 1e-9),
+                "transitions_per_s": learner.transitions_trained / max(timer.train_s, 1e-9),
+                "replay_size": replay.num_transitions,
+                "samples_per_insert": learner.transitions_trained / max(inserted_after_start, 1),
+                "weights_version": worker.weights_version,
+                "actor_lag": learner.updates - worker.weights_version,
+                **lag.window(),
+                "nonfinite_updates": learner.nonfinite_updates,
+                "rollbacks": learner.rollbacks,
+            },
+            force=force,
+        )
+
     with StopRequest() as stop_request:
         while not stop and not stop_request and learner.updates < cfg.train.total_updates:
             if timer.train_s >= cfg.train.max_seconds:
@@ -135,26 +156,11 @@ def train_serial(
                 if u % cfg.train.checkpoint_every == 0:
                     checkpoint()
             # 7. Report.
-            rec.progress(
-                worker.env_steps,
-                learner.updates,
-                metrics,
-                lambda: {
-                    "epsilon": worker.epsilon,
-                    "updates_per_s": learner.updates / max(timer.train_s, 1e-9),
-                    "transitions_per_s": learner.transitions_trained / max(timer.train_s, 1e-9),
-                    "replay_size": replay.num_transitions,
-                    "samples_per_insert": learner.transitions_trained / max(inserted_after_start, 1),
-                    "weights_version": worker.weights_version,
-                    "actor_lag": learner.updates - worker.weights_version,
-                    **lag.window(),
-                    "nonfinite_updates": learner.nonfinite_updates,
-                    "rollbacks": learner.rollbacks,
-                },
-            )
+            report()
         if stop_request:
             log.warning("stopping on %s: final checkpoint, replay snapshot and summary", stop_request.name)
         checkpoint()
+        report(force=True)  # the last point of every curve: the final metrics
         counts = {
             "env_steps": worker.env_steps,
             "episodes": worker.episodes,
