@@ -30,16 +30,16 @@ from replay.episodes import EpisodeBatch
 log = logging.getLogger("tokenq")
 
 SAMPLES_PER_INSERT = 1.0
-EPISODES_PER_PUSH = 512  # a synthetic actor's batch: 512 reverse episodes, about 3,600 transitions
+EPISODES_PER_PUSH = 1024  # a synthetic actor's batch: 1,024 reverse episodes, about 7,200 transitions
 SCALE_OVERRIDES = [
     "replay.num_shards=4",
     f"replay.samples_per_insert={SAMPLES_PER_INSERT}",
-    "replay.error_buffer=32768",
+    "replay.error_buffer=65536",
     "replay.min_size_to_sample=1024",
     "replay.capacity=100000",
     "replay.prefetch=4",
     "replay.snapshot_every_s=0",
-    "learner.batch_size=1024",
+    "learner.batch_size=2048",
     "actors.num_cpus=0",
     "actors.max_pushes_in_flight=2",
     "train.total_updates=1000000000",
