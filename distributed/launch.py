@@ -34,6 +34,10 @@ from distributed.learner_host import LearnerActor, LearnerSettings
 from learner.learner import Learner
 from replay.shard import ReplayShard
 
+# A shard's (and the rate limiter's) CPU request. Not 0: Ray ignores a soft node affinity for actors that ask for no
+# resource at all (seen with Ray 2.60: such actors land on any node).
+REPLAY_CPUS = 0.01
+
 
 class PlacementError(RuntimeError):
     """The cluster cannot hold the job's actors."""
@@ -138,12 +142,16 @@ class ApeXRun:
                 + f" and the cluster has {ray.cluster_resources().get('CPU', 0):g} CPUs"
             ) from None
         # Shards beside the learner, so sampling and priority updates stay on one node; soft, so that Ray places
-        # them elsewhere when that node cannot hold them or dies (a hard affinity could never be rescheduled).
-        placement = NodeAffinitySchedulingStrategy(node_id=learner_node, soft=True)
+        # them elsewhere when that node is full or dies (a hard affinity could never be rescheduled).
+        placement = NodeAffinitySchedulingStrategy(node_id=learner_node, soft=True, _spill_on_unavailable=True)
         # Shards restart like actors do, from their newest snapshot in the run directory.
         self.shards = [
             ReplayShardActor.options(
-                name=self.names["shards"][i], namespace=ns, scheduling_strategy=placement, max_restarts=-1
+                name=self.names["shards"][i],
+                namespace=ns,
+                num_cpus=REPLAY_CPUS,
+                scheduling_strategy=placement,
+                max_restarts=-1,
             ).remote(
                 per_shard,
                 prompt_len,
@@ -161,7 +169,11 @@ class ApeXRun:
         # new episodes before the learner samples again.
         r = cfg.replay
         self.limiter = RateLimiterActor.options(
-            name=self.names["limiter"], namespace=ns, scheduling_strategy=placement, max_restarts=-1
+            name=self.names["limiter"],
+            namespace=ns,
+            num_cpus=REPLAY_CPUS,
+            scheduling_strategy=placement,
+            max_restarts=-1,
         ).remote(r.samples_per_insert, r.min_size_to_sample, r.error_buffer)
         stats = ray.get([sh.stats.remote() for sh in self.shards])  # all live
         ray.get(self.limiter.seed.remote(sum(st["size_episodes"] for st in stats)))  # a resumed run's replay

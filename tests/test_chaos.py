@@ -67,6 +67,7 @@ def test_a_driver_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path):
         run,
         "train.total_updates=600",
         "train.checkpoint_every=100",
+        "train.eval_every=50",  # an evaluation (in its own actor) is recorded before the first checkpoint
         "train.max_seconds=150",
         "replay.snapshot_every_s=1",
     )

@@ -174,8 +174,8 @@ def test_a_lora_run_checkpoints_adapters_resumes_and_reports_its_publish_size(lo
     assert online and all("lora_" in k or not k.startswith("lm.") for k in online)
     assert summary["trainable_parameters"] == sum(v.numel() for v in online.values())
     assert summary["trainable_parameters"] < summary["num_parameters"] / 4
-    # float32 payload plus a small header per array
-    assert 4 * summary["trainable_parameters"] < summary["weights_bytes_per_publish"] < 4 * summary["num_parameters"]
+    # the adapters and heads as float32 numpy arrays, nothing else
+    assert summary["weights_bytes_per_publish"] == 4 * summary["trainable_parameters"]
     assert state["learner"]["base"]["path"] == str(model)
 
 
