@@ -38,6 +38,7 @@ REPLAY_FIELDS = ("prompts", "actions", "rewards", "lengths", "priorities", "vers
 # Failed pushes an actor holds for a restarting shard before it drops the oldest (and counts them lost).
 MAX_UNSENT = 64
 MAX_RETURNS = 1000  # episode returns an actor reports per progress() call (the newest)
+WAIT_S = 0.2  # a waiting rollout actor checks for new weights (and for stop()) this often
 
 
 @dataclass(frozen=True)
@@ -275,8 +276,10 @@ class RolloutActor:
         """Until at most max_pushes_in_flight inserts are unacknowledged (or the actor is stopped)."""
         while len(self.in_flight) > self.settings.max_pushes_in_flight and not self.stopping:
             excess = len(self.in_flight) - self.settings.max_pushes_in_flight
-            done, _ = ray.wait(list(self.in_flight), num_returns=excess, timeout=0.5)
+            done, _ = ray.wait(list(self.in_flight), num_returns=excess, timeout=WAIT_S)
             self._reap(done)
+            if not done:
+                self._pull_weights()  # an actor that waits still takes new weights: its next episodes use them
 
     def _insert_allowed(self, transitions: int, episodes: int) -> bool:
         """Wait for the rate limiter to let this insert through; False when the actor was stopped meanwhile."""
@@ -284,10 +287,11 @@ class RolloutActor:
         while not self.stopping:
             try:
                 permit = permit or self.limiter.insert.remote(transitions, episodes)
-                done, _ = ray.wait([permit], timeout=0.5)
+                done, _ = ray.wait([permit], timeout=WAIT_S)
                 if done:
                     ray.get(permit)
                     return True
+                self._pull_weights()  # held: new weights still arrive
             except RayActorError:  # the limiter is restarting: ask again
                 permit = None
                 time.sleep(0.5)

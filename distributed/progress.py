@@ -111,6 +111,8 @@ class DriverCounters:
             "sample_age_s": round(self.run_age_s, 3),
             # The replay's rate limiter: transitions sampled over inserted since min_size_to_sample, time held.
             "samples_per_insert_measured": shards["samples_per_insert"],
+            "limiter_transitions_inserted": shards["inserted"],  # since replay.min_size_to_sample was reached
+            "limiter_transitions_sampled": shards["sampled"],
             "insert_blocked_s": shards["insert_blocked_s"],
             "sample_blocked_s": shards["sample_blocked_s"],
             "inserts_blocked": shards["inserts_blocked"],
@@ -128,6 +130,8 @@ def shard_totals(stats: list[dict], starts_at_launch: int, limiter: dict) -> dic
         "restarts": max(0, sum(st.get("starts", 1) for st in stats) - starts_at_launch) if stats else 0,
         "lost_window_s": max((st.get("lost_window_s", 0.0) for st in stats), default=0.0),
         "samples_per_insert": round(sampled / inserted, 4) if inserted else None,
+        "inserted": inserted,
+        "sampled": sampled,
         "insert_blocked_s": round(limiter.get("insert_blocked_s", 0.0), 3),
         "sample_blocked_s": round(limiter.get("sample_blocked_s", 0.0), 3),
         "inserts_blocked": limiter.get("inserts_blocked", 0),
