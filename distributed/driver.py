@@ -24,7 +24,7 @@ import torch
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from distributed.codec import weights_tensors
-from distributed.launch import REPLAY_CPUS, ApeXRun, HostFactories, check_snapshots, start_ray
+from distributed.launch import ApeXRun, HostFactories, check_snapshots, start_ray
 from distributed.progress import DriverCounters, shard_totals
 from learner.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -48,9 +48,7 @@ def train_distributed(
     if resume is None:  # a new run starts empty, even over the snapshots of an attempt that never checkpointed
         shutil.rmtree(snapshot_dir, ignore_errors=True)
     check_snapshots(cfg, spec.task.prompt_len, spec.task.max_steps, snapshot_dir)
-    # The learner's CPU, the actors', and the shards' and rate limiter's small shares (a local instance gets them all).
-    cpus = cfg.actors.num_actors * cfg.actors.num_cpus + 1 + REPLAY_CPUS * (cfg.replay.num_shards + 1)
-    started = start_ray(cpus, address)
+    started = start_ray(cfg.actors.num_actors * cfg.actors.num_cpus + 1, address)
     torch.set_num_threads(1)  # the driver only supervises; leave the cores to actors and learner
     run = None
     try:

@@ -34,9 +34,10 @@ from distributed.learner_host import LearnerActor, LearnerSettings
 from learner.learner import Learner
 from replay.shard import ReplayShard
 
-# A shard's (and the rate limiter's) CPU request. Not 0: Ray ignores a soft node affinity for actors that ask for no
-# resource at all (seen with Ray 2.60: such actors land on any node).
-REPLAY_CPUS = 0.01
+# A shard's (and the rate limiter's) resource request: no CPU, 1 MiB of Ray's memory resource. Not nothing: Ray ignores
+# a soft node affinity for actors that ask for no resource at all (seen with Ray 2.60: such actors land on any node),
+# and not CPU, which a job's actors and learner may take entirely.
+REPLAY_MEMORY = 1 << 20
 
 
 class PlacementError(RuntimeError):
@@ -149,7 +150,7 @@ class ApeXRun:
             ReplayShardActor.options(
                 name=self.names["shards"][i],
                 namespace=ns,
-                num_cpus=REPLAY_CPUS,
+                memory=REPLAY_MEMORY,
                 scheduling_strategy=placement,
                 max_restarts=-1,
             ).remote(
@@ -171,7 +172,7 @@ class ApeXRun:
         self.limiter = RateLimiterActor.options(
             name=self.names["limiter"],
             namespace=ns,
-            num_cpus=REPLAY_CPUS,
+            memory=REPLAY_MEMORY,
             scheduling_strategy=placement,
             max_restarts=-1,
         ).remote(r.samples_per_insert, r.min_size_to_sample, r.error_buffer)

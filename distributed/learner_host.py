@@ -76,7 +76,6 @@ class LearnerActor:
         self.stats = LearnerStats()
         self.metrics: dict[str, float] = {}
         self.driver_state: dict = {}  # the driver's counters, stored in every checkpoint
-        self.checkpoints: list[str] = []
         self.publish()
 
     def _publish_arrays(self, restore: bool = False) -> None:
@@ -191,9 +190,7 @@ class LearnerActor:
             "counters": self.driver_state,
             "torch_rng": torch.get_rng_state(),
         }
-        path = save_checkpoint(Path(s.checkpoint_dir), self.learner.updates, state, s.keep_checkpoints)
-        self.checkpoints.append(str(path))
-        return str(path)
+        return str(save_checkpoint(Path(s.checkpoint_dir), self.learner.updates, state, s.keep_checkpoints))
 
     def finish(self) -> dict:
         """After the loop stopped: publish and checkpoint the final state; returns its weights as arrays."""
