@@ -173,7 +173,7 @@ class ApeXDriver:
         for ref in [r for r in ready if r in self.actor_runs]:
             i = self.actor_runs.pop(ref)
             try:
-                self.c.actor_final(i, ray.get(ref))
+                self.c.actor(i, ray.get(ref))
             except RayActorError:
                 log.warning("rollout actor %d died; Ray restarts it", i)
                 self.c.actor_restarts += 1
@@ -298,7 +298,7 @@ class ApeXDriver:
         ready, _ = ray.wait(list(self.actor_runs), num_returns=len(self.actor_runs), timeout=60.0)
         for ref in ready:  # each actor's final totals
             try:
-                self.rec.episodes(c.actor_final(self.actor_runs[ref], ray.get(ref)))
+                self.rec.episodes(c.actor(self.actor_runs[ref], ray.get(ref)))
             except RayError:
                 pass
         self.report(force=True)  # also hands the learner the final counters for its final checkpoint

@@ -22,6 +22,7 @@ from distributed.hosts import lookup, node_id
 from distributed.sampler import ShardSampler
 from learner.checkpoint import save_checkpoint
 from learner.learner import Learner
+from replay.sampling import Staleness
 from replay.shard import beta_at
 
 
@@ -49,11 +50,7 @@ class LearnerStats:
 
     wall_s: float = 0.0  # inside the loop
     idle_s: float = 0.0  # of which blocked on replay (no episode yet, or the rate limiter)
-    lag_sum: float = 0.0  # sum over sampled episodes of (updates - the version that generated it)
-    lag_max: int = 0
-    lag_n: int = 0
-    age_sum: float = 0.0  # seconds since insert, summed over sampled episodes
-    window: dict = field(default_factory=dict)  # lag and age since the last progress()
+    staleness: Staleness = field(default_factory=Staleness)  # of the sampled episodes
 
 
 @ray.remote(max_concurrency=4)
@@ -145,21 +142,9 @@ class LearnerActor:
             self.stats.idle_s = self.sampler.idle_s
             if got is not None:
                 batch, shard_index = got
-                self._staleness(batch)
+                self.stats.staleness.sampled(self.learner.updates, batch)
                 return self.learner.stage(batch), batch, shard_index
         return None
-
-    def _staleness(self, batch) -> None:
-        lag = self.learner.updates - batch.versions
-        st, w = self.stats, self.stats.window
-        st.lag_sum += float(lag.sum())
-        st.lag_n += len(lag)
-        st.lag_max = max(st.lag_max, int(lag.max()))
-        st.age_sum += float(batch.ages.sum())
-        w["lag_sum"] = w.get("lag_sum", 0.0) + float(lag.sum())
-        w["lag_max"] = max(w.get("lag_max", 0), int(lag.max()))
-        w["age_sum"] = w.get("age_sum", 0.0) + float(batch.ages.sum())
-        w["n"] = w.get("n", 0) + len(lag)
 
     def _train(self, staged, batch, shard_index) -> None:
         s = self.settings
@@ -201,9 +186,8 @@ class LearnerActor:
         return {"checkpoint": path, "online": weights_arrays(self.learner.get_weights())}
 
     def progress(self) -> dict:
-        st, w = self.stats, self.stats.window
-        self.stats.window = {}
-        n = max(w.get("n", 0), 1)
+        st = self.stats
+        run = st.staleness.summary()
         return {
             "updates": self.learner.updates,
             "transitions_trained": self.learner.transitions_trained,
@@ -214,12 +198,10 @@ class LearnerActor:
             "lost_samples": self.sampler.lost_samples if self.sampler else 0,
             "wall_s": st.wall_s,
             "idle_s": st.idle_s,
-            "episode_lag_mean": (w["lag_sum"] / n) if w else None,
-            "episode_lag_max": w.get("lag_max"),
-            "sample_age_s": (w["age_sum"] / n) if w else None,
-            "run_lag_mean": st.lag_sum / max(st.lag_n, 1),
-            "run_lag_max": st.lag_max,
-            "run_age_s": st.age_sum / max(st.lag_n, 1),
+            **st.staleness.window(),
+            "run_lag_mean": run["episode_lag_mean"],
+            "run_lag_max": run["episode_lag_max"],
+            "run_age_s": run["sample_age_s"],
         }
 
     def where(self) -> dict:

@@ -66,8 +66,6 @@ class DriverCounters:
         self.versions[i] = int(progress["weights_version"])
         return progress["returns"]
 
-    actor_final = actor
-
     def learner(self, progress: dict) -> None:
         self.updates, self.trained = int(progress["updates"]), int(progress["transitions_trained"])
         self.published_version = int(progress["published_version"])

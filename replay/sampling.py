@@ -44,3 +44,32 @@ def merge_parts(
         ages=np.concatenate([p.ages for _, p in parts]),
     )
     return batch, np.concatenate([np.full(len(p.lengths), i) for i, p in parts])
+
+
+class Staleness:
+    """Weights versions between the learner and each sampled episode's generator (at sampling time), and the
+    episode's seconds in replay: over the run, and since the last `window()`."""
+
+    def __init__(self) -> None:
+        self.total = [0.0, 0, 0.0, 0]  # lag sum, lag max, age sum, episodes
+        self.recent = [0.0, 0, 0.0, 0]
+
+    def sampled(self, updates: int, batch: SampledBatch) -> None:
+        lag = updates - batch.versions
+        for acc in (self.total, self.recent):
+            acc[0] += float(lag.sum())
+            acc[1] = max(acc[1], int(lag.max()))
+            acc[2] += float(batch.ages.sum())
+            acc[3] += len(lag)
+
+    def window(self) -> dict:
+        """Since the last call (None before any sample): episode_lag_mean, episode_lag_max, sample_age_s."""
+        r, self.recent = self.recent, [0.0, 0, 0.0, 0]
+        if not r[3]:
+            return {"episode_lag_mean": None, "episode_lag_max": None, "sample_age_s": None}
+        return {"episode_lag_mean": r[0] / r[3], "episode_lag_max": r[1], "sample_age_s": r[2] / r[3]}
+
+    def summary(self) -> dict:
+        """Over the run."""
+        t, n = self.total, max(self.total[3], 1)
+        return {"episode_lag_mean": round(t[0] / n, 3), "episode_lag_max": t[1], "sample_age_s": round(t[2] / n, 3)}

@@ -12,6 +12,7 @@ from distributed.codec import weights_arrays, weights_nbytes
 from learner.checkpoint import CheckpointError, checkpoint_updates, list_checkpoints
 from learner.learner import Learner
 from replay.format import rng_state, set_rng_state
+from replay.sampling import Staleness
 from replay.shard import ReplayShard, beta_at
 from tokenq.build import RunSpec, build_spec, init_learner, make_worker
 from tokenq.config import Config
@@ -184,33 +185,6 @@ def train_serial(
             **lag.summary(),
         }
         return rec.finish(learner.online, counts, extra, stopped_by=stop_request.name)
-
-
-class Staleness:
-    """Weights versions between the learner and each sampled episode's generator, and its age in replay."""
-
-    def __init__(self) -> None:
-        self.total = [0.0, 0, 0.0, 0]  # lag sum, lag max, age sum, episodes
-        self.recent = [0.0, 0, 0.0, 0]
-
-    def sampled(self, updates: int, batch) -> None:
-        lag = updates - batch.versions
-        for acc in (self.total, self.recent):
-            acc[0] += float(lag.sum())
-            acc[1] = max(acc[1], int(lag.max()))
-            acc[2] += float(batch.ages.sum())
-            acc[3] += len(lag)
-
-    def window(self) -> dict:
-        """Since the last call (the progress line's TensorBoard points)."""
-        r, self.recent = self.recent, [0.0, 0, 0.0, 0]
-        if not r[3]:
-            return {}
-        return {"episode_lag_mean": r[0] / r[3], "episode_lag_max": r[1], "sample_age_s": r[2] / r[3]}
-
-    def summary(self) -> dict:
-        t, n = self.total, max(self.total[3], 1)
-        return {"episode_lag_mean": round(t[0] / n, 3), "episode_lag_max": t[1], "sample_age_s": round(t[2] / n, 3)}
 
 
 def _log_losses(rec: RunRecorder, metrics: dict | None) -> dict | None:
