@@ -87,7 +87,8 @@ class ApeXDriver:
         self.stop_request = stop_request
         self.eval_net = spec.acting_network().eval()
         self.c = DriverCounters(num_actors=cfg.actors.num_actors)
-        self.stop = False
+        self.stop = False  # set when an evaluation reaches the target with train.stop_at_target
+        self.target_version: int | None = None  # the version of the last evaluation recorded
         self.actor_runs: dict = {}  # run ref -> actor index
         self.learner_run = None
         self.eval_call = None
@@ -206,6 +207,7 @@ class ApeXDriver:
                 reached = self.rec.record_eval(got["result"], got["version"], self.c.env_steps, published_s)
                 self.next_eval = (got["version"] // self.cfg.train.eval_every + 1) * self.cfg.train.eval_every
                 self.stop = reached and self.cfg.train.stop_at_target
+                self.target_version = got["version"]
         if self.eval_call is None and not self.stop:
             self.eval_call = self.run_.evaluator.evaluate.remote(self.next_eval)
 
@@ -287,6 +289,23 @@ class ApeXDriver:
             "replay_transitions_lost": shards["lost"] + self.c.push_lost,
         }
 
+    def _target_weights(self) -> tuple[int, dict] | None:
+        """(version, weights) that the evaluation reaching the target evaluated, from the evaluation actor; None
+        (with a warning) if it no longer holds them."""
+        try:
+            got = ray.get(self.run_.evaluator.evaluated_weights.remote(), timeout=60)
+        except (RayError, GetTimeoutError):
+            got = None
+        if got is None or got[0] != self.target_version:
+            log.warning("the weights that reached the target are gone; the run ends on the learner's last ones")
+            return None
+        log.info(
+            "stopped at the target: the final networks are version %d's, not the %d updates made since",
+            got[0],
+            self.c.updates - got[0],
+        )
+        return got
+
     def finish(self) -> dict:
         """Stop the actors and the learner, then record the final state: checkpoint, snapshots, summary."""
         cfg, c, run = self.cfg, self.c, self.run_
@@ -302,9 +321,10 @@ class ApeXDriver:
             except RayError:
                 pass
         self.report(force=True)  # also hands the learner the final counters for its final checkpoint
+        rewind = self._target_weights() if self.stop else None
         while True:  # the final checkpoint (a learner that dies now is replaced from its checkpoint first)
             try:
-                final = ray.get(run.learner.finish.remote())
+                final = ray.get(run.learner.finish.remote(rewind))
                 break
             except RayActorError as err:
                 self._restart_learner(err)
@@ -324,6 +344,9 @@ class ApeXDriver:
             "num_actors": cfg.actors.num_actors,
             "num_shards": cfg.replay.num_shards,
             "weights_version": ray.get(run.store.current_version.remote()),
+            # The version whose weights the final checkpoint and evaluation hold: with train.stop_at_target the one
+            # that reached the target, otherwise the learner's last update.
+            "final_weights_version": final["weights_version"],
             "actor_restarts": c.actor_restarts,
             "shard_restarts": shards["restarts"],
             "learner_restarts": c.learner_restarts,

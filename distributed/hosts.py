@@ -346,6 +346,7 @@ class EvalActor:
         torch.set_num_threads(1)
         self.evaluate_weights = make_evaluator()
         self.store = ray.get_actor(names["store"], namespace=names["namespace"])
+        self.evaluated: tuple[int, dict] | None = None  # (version, weights) of the last evaluation
 
     def evaluate(self, min_version: int, wait_s: float = 5.0) -> dict | None:
         """The newest weights once their version is at least `min_version`: {version, published_at, result}; None
@@ -364,7 +365,12 @@ class EvalActor:
                 return None
             time.sleep(0.1)
         result = self.evaluate_weights(weights_tensors(arrays))
+        self.evaluated = version, arrays
         return {"version": version, "published_at": published_at, "result": result}
+
+    def evaluated_weights(self) -> tuple[int, dict] | None:
+        """(version, weights as arrays) of the last evaluation; None before the first (or after a restart)."""
+        return self.evaluated
 
     def where(self) -> dict:
         return {"node_id": node_id(), "pid": os.getpid()}

@@ -17,7 +17,7 @@ from pathlib import Path
 import ray
 import torch
 
-from distributed.codec import weights_arrays, weights_nbytes
+from distributed.codec import weights_arrays, weights_nbytes, weights_tensors
 from distributed.hosts import lookup, node_id
 from distributed.sampler import ShardSampler
 from learner.checkpoint import save_checkpoint
@@ -177,13 +177,22 @@ class LearnerActor:
         }
         return str(save_checkpoint(Path(s.checkpoint_dir), self.learner.updates, state, s.keep_checkpoints))
 
-    def finish(self) -> dict:
-        """After the loop stopped: publish and checkpoint the final state; returns its weights as arrays."""
+    def finish(self, rewind: tuple[int, dict] | None = None) -> dict:
+        """After the loop stopped: publish and checkpoint the final state; returns its weights as arrays and the
+        version they were published at. `rewind` = (version, weights as arrays) of an earlier publication makes
+        those the final online and target networks: a run stopped at its target ends on the weights that reached
+        it, as in serial mode, not on the updates the learner made while they were being evaluated."""
         self.stopping = True
         self.loop_done.wait()
+        version = self.learner.updates
+        if rewind is not None:
+            version, arrays = rewind
+            weights = weights_tensors(arrays)
+            self.learner.online.load_state_dict(weights)
+            self.learner.target.load_state_dict(weights)
         self.publish()
         path = self.checkpoint() if self.settings.checkpoint_dir else None
-        return {"checkpoint": path, "online": weights_arrays(self.learner.get_weights())}
+        return {"checkpoint": path, "online": weights_arrays(self.learner.get_weights()), "weights_version": version}
 
     def progress(self) -> dict:
         st = self.stats

@@ -107,8 +107,10 @@ REQUIRED_TAGS = [
 def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from learner.checkpoint import latest_checkpoint, load_checkpoint
     from tokenq.build import build_spec
     from tokenq.config import load_config
+    from tokenq.evaluation import full_eval
     from tokenq.local import train_local
 
     cfg = load_config(
@@ -129,12 +131,14 @@ def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_pat
     # An evaluation reached the target (0.95; untrained: 0.0).
     assert summary["time_to_target_s"] is not None
     assert max(h["success_rate"] for h in summary["eval_history"]) >= 0.95
-    # The final evaluation is of the learner's own final weights, some updates after the version that reached the
-    # target (the learner ran on while that version was evaluated). Success is still volatile there: 10 to 17
-    # updates later it measured 0.904 to 0.94 on three seeds, and 0.784 once in CI. So this checks that the final
-    # weights are the trained ones, not that they hold the target.
-    assert summary["eval"]["success_rate"] >= 0.5
-    assert summary["learner_updates"] >= summary["updates_to_target"]
+    # Stopped at the target, the run ends on the weights that reached it, as serial mode does, not on the updates the
+    # learner made while they were evaluated (success is volatile there: it once fell to 0.47 ten updates later).
+    assert summary["final_weights_version"] == summary["updates_to_target"] <= summary["learner_updates"]
+    assert summary["eval"]["success_rate"] >= 0.95
+    spec = build_spec(cfg)  # and so does the final checkpoint
+    net = spec.acting_network()
+    net.load_state_dict(load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))["learner"]["online"])
+    assert full_eval(spec, net)["success_rate"] == summary["eval"]["success_rate"]
     assert (summary["num_actors"], summary["num_shards"], summary["actor_restarts"]) == (2, 2, 0)
     assert (summary["shard_restarts"], summary["learner_restarts"], summary["replay_transitions_lost"]) == (0, 0, 0)
     assert (tmp_path / "replay" / "shard-0.snap").exists() and (tmp_path / "replay" / "shard-1.snap").exists()
