@@ -9,6 +9,8 @@ import time
 import pytest
 from procs import run_cli, start_train, wait_for
 
+from learner.checkpoint import latest_checkpoint, load_checkpoint
+
 
 @pytest.mark.slow
 def test_killed_actors_shard_and_learner_are_restarted_and_the_run_still_learns(tmp_path):
@@ -60,28 +62,45 @@ def test_killed_actors_shard_and_learner_are_restarted_and_the_run_still_learns(
     )
 
 
+def _stored_history(run) -> list:
+    """The evaluation history the newest checkpoint of `run` holds (the driver's counters as the learner last had
+    them); [] before the first checkpoint."""
+    path = latest_checkpoint(run / "checkpoints")
+    return load_checkpoint(path)["counters"]["recorder"]["tracker"]["history"] if path else []
+
+
 @pytest.mark.slow
 def test_a_driver_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path):
     run = tmp_path / "killed"
     proc, log = start_train(
         run,
-        "train.total_updates=600",
+        "train.total_updates=1000",
         "train.checkpoint_every=100",
-        "train.eval_every=50",  # an evaluation (in its own actor) is recorded before the first checkpoint
+        "train.eval_every=50",
         "train.max_seconds=150",
         "replay.snapshot_every_s=1",
     )
-    wait_for(run / "checkpoints" / "ckpt_00000100.pt", proc, log)
+    # The learner checkpoints itself with the driver's counters it was last handed, so the first checkpoint may
+    # predate the first recorded evaluation: wait for one that holds an evaluation.
+    t0 = time.time()
+    while not _stored_history(run):
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.time() - t0 < 180, "no checkpoint held an evaluation"
+        time.sleep(0.2)
     time.sleep(1.0)  # past a shard snapshot too
+    assert proc.poll() is None, "the run finished before it was killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "summary.json").exists()
+    stored = _stored_history(run)  # what the resume starts from
     resumed = run_cli("train", "--resume", str(run), timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     start = summary["resumed_from_updates"]
-    assert start >= 100 and summary["learner_updates"] >= 600
-    assert summary["eval_history"][0]["updates"] <= start  # the history before the kill is kept
+    assert start >= 100 and summary["learner_updates"] >= 1000
+    # the history before the kill is kept, and the resumed run's evaluations follow it
+    assert stored and summary["eval_history"][: len(stored)] == stored
+    assert all(h["updates"] > stored[-1]["updates"] for h in summary["eval_history"][len(stored) :])
     assert summary["env_steps"] > 0 and summary["eval"]["success_rate"] is not None
 
 

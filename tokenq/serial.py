@@ -172,7 +172,7 @@ def train_serial(
             "num_actors": 1,
             "num_shards": 1,
             "weights_version": worker.weights_version,
-            "final_weights_version": learner.updates,  # the final checkpoint's and evaluation's weights, as in local mode
+            "final_weights_version": learner.updates,  # the final checkpoint's and evaluation's weights
             "actor_restarts": 0,
             "replay_transitions_lost": 0,
             "nonfinite_updates": learner.nonfinite_updates,
