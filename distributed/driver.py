@@ -88,7 +88,6 @@ class ApeXDriver:
         self.eval_net = spec.acting_network().eval()
         self.c = DriverCounters(num_actors=cfg.actors.num_actors)
         self.stop = False  # set when an evaluation reaches the target with train.stop_at_target
-        self.target_version: int | None = None  # the version of the last evaluation recorded
         self.actor_runs: dict = {}  # run ref -> actor index
         self.learner_run = None
         self.eval_call = None
@@ -207,7 +206,6 @@ class ApeXDriver:
                 reached = self.rec.record_eval(got["result"], got["version"], self.c.env_steps, published_s)
                 self.next_eval = (got["version"] // self.cfg.train.eval_every + 1) * self.cfg.train.eval_every
                 self.stop = reached and self.cfg.train.stop_at_target
-                self.target_version = got["version"]
         if self.eval_call is None and not self.stop:
             self.eval_call = self.run_.evaluator.evaluate.remote(self.next_eval)
 
@@ -290,13 +288,13 @@ class ApeXDriver:
         }
 
     def _target_weights(self) -> tuple[int, dict] | None:
-        """(version, weights) that the evaluation reaching the target evaluated, from the evaluation actor; None
-        (with a warning) if it no longer holds them."""
+        """(version, weights) that the evaluation reaching the target evaluated: the evaluation actor's last, since
+        no evaluation is asked for after it. None (with a warning) if the actor restarted and lost them."""
         try:
             got = ray.get(self.run_.evaluator.evaluated_weights.remote(), timeout=60)
         except (RayError, GetTimeoutError):
             got = None
-        if got is None or got[0] != self.target_version:
+        if got is None:
             log.warning("the weights that reached the target are gone; the run ends on the learner's last ones")
             return None
         log.info(

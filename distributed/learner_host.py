@@ -187,9 +187,7 @@ class LearnerActor:
         version = self.learner.updates
         if rewind is not None:
             version, arrays = rewind
-            weights = weights_tensors(arrays)
-            self.learner.online.load_state_dict(weights)
-            self.learner.target.load_state_dict(weights)
+            self.learner.set_weights(weights_tensors(arrays))
         self.publish()
         path = self.checkpoint() if self.settings.checkpoint_dir else None
         return {"checkpoint": path, "online": weights_arrays(self.learner.get_weights()), "weights_version": version}

@@ -170,6 +170,11 @@ class Learner:
         """A CPU copy of the online network's weights (with LoRA: adapters and heads), for actors."""
         return {k: v.detach().to("cpu", copy=True) for k, v in self.online.state_dict().items()}
 
+    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Make `weights` (as get_weights returns them) the online network's, and hard-copy them to the target."""
+        self.online.load_state_dict(weights)
+        self.target.load_state_dict(self.online.state_dict())
+
     def state_dict(self, device: str | None = None) -> dict:
         """Networks, optimizer and counters; `device="cpu"` returns copies on the CPU."""
         move = (lambda x: _to(x, device)) if device else (lambda x: x)

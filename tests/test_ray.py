@@ -132,7 +132,8 @@ def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_pat
     assert summary["time_to_target_s"] is not None
     assert max(h["success_rate"] for h in summary["eval_history"]) >= 0.95
     # Stopped at the target, the run ends on the weights that reached it, as serial mode does, not on the updates the
-    # learner made while they were evaluated (success is volatile there: it once fell to 0.47 ten updates later).
+    # learner made while they were evaluated (success is volatile there: one run's final evaluation
+    # measured 0.47 shortly after a version had reached 0.95).
     assert summary["final_weights_version"] == summary["updates_to_target"] <= summary["learner_updates"]
     assert summary["eval"]["success_rate"] >= 0.95
     spec = build_spec(cfg)  # and so does the final checkpoint
