@@ -36,6 +36,29 @@ def test_a_shadowing_distributed_package_stops_tokenq_with_one_sentence(tmp_path
     assert proc.stderr.strip().count("\n") == 0
 
 
+def test_every_file_a_preset_names_is_found_from_any_directory(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tokenq.config import FILE_KEYS, PRESETS
+
+    probe = (
+        "import json, sys; from tokenq.config import load_config; "
+        "cfg = load_config(sys.argv[1], ['init.from_hf=model-dir']).to_dict(); "
+        f"print(json.dumps({{k: cfg[k.split('.')[0]][k.split('.')[1]] for k in {list(FILE_KEYS)!r}}}))"
+    )
+    named = 0
+    for name in PRESETS:
+        out = subprocess.run([sys.executable, "-c", probe, name], capture_output=True, text=True, cwd=tmp_path)
+        assert out.returncode == 0, f"{name}: {out.stderr}"
+        for key, value in json.loads(out.stdout).items():
+            if value:
+                named += 1
+                assert Path(value).is_file(), f"{name}: {key}={value} does not exist when run from {tmp_path}"
+    assert named == 2  # lipogram's training and held-out topics
+
+
 @pytest.mark.slow
 def test_the_wheel_holds_exactly_the_project_and_its_command_runs_outside_the_repository(tmp_path):
     import subprocess
@@ -68,6 +91,7 @@ def test_the_wheel_holds_exactly_the_project_and_its_command_runs_outside_the_re
         if "__pycache__" not in p.parts
     }
     expected |= {str(p.relative_to(REPO)) for p in (REPO / "tokenq" / "presets").glob("*.yaml")}
+    expected |= {"tokenq/presets/topics/train.txt", "tokenq/presets/topics/eval.txt"}  # the lipogram's prompts
     assert names == expected
     entry = zipfile.ZipFile(wheel).read(
         next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("entry_points.txt"))

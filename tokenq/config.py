@@ -193,7 +193,13 @@ def set_key(cfg: Config, key: str, raw: Any) -> None:
     setattr(section, parts[1], _convert(key, raw, types[parts[1]]))
 
 
-def _flatten(tree: Any, source: str) -> dict[str, Any]:
+# Settings that name a file. A relative path in a config file is relative to that file, so that a preset's prompt
+# files travel with it (package data) and a user's config works from any directory; on the command line it is
+# relative to the working directory, as a shell user expects.
+FILE_KEYS = ("task.prompts_file", "task.eval_prompts_file")
+
+
+def _flatten(tree: Any, source: str, base_dir: Path | None = None) -> dict[str, Any]:
     if not isinstance(tree, dict):
         raise ConfigError(f"{source} must hold a mapping of sections (task, model, ...), not {type(tree).__name__}")
     flat = {}
@@ -203,7 +209,10 @@ def _flatten(tree: Any, source: str) -> dict[str, Any]:
         if not isinstance(values, dict):
             raise ConfigError(f"section {section!r} in {source} must be a mapping of keys to values")
         for name, value in values.items():
-            flat[f"{section}.{name}"] = value
+            key = f"{section}.{name}"
+            if key in FILE_KEYS and base_dir is not None and isinstance(value, str) and value:
+                value = str(base_dir / value) if not Path(value).is_absolute() else value
+            flat[key] = value
     return flat
 
 
@@ -227,7 +236,7 @@ def _settings(path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
         if base in seen:
             raise ConfigError(f"preset {base!r} in {path} names itself through {' -> '.join(seen)}")
         inherited = _settings(PRESET_DIR / f"{base}.yaml", (*seen, base))
-    return {**inherited, **_flatten(tree, str(path))}
+    return {**inherited, **_flatten(tree, str(path), path.parent)}
 
 
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
@@ -240,7 +249,7 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
         base = tree.get("preset", "reverse") if isinstance(tree, dict) else "reverse"
         if base not in PRESETS:
             raise ConfigError(f"preset {base!r} in {path} is unknown; choose one of {PRESETS}")
-        preset, own = _settings(PRESET_DIR / f"{base}.yaml", (base,)), _flatten(tree, str(path))
+        preset, own = _settings(PRESET_DIR / f"{base}.yaml", (base,)), _flatten(tree, str(path), path.parent)
     else:
         raise ConfigError(f"--config {name_or_path!r} is neither a preset ({', '.join(PRESETS)}) nor a YAML file")
     cfg, preset_cfg = Config(), Config()
