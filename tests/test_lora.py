@@ -302,8 +302,7 @@ def test_the_memory_script_compares_full_fine_tuning_with_lora(tmp_path):
     import sys
 
     model = save_tiny_model(tmp_path / "llama", "llama")
-    script = Path(__file__).resolve().parents[1] / "scripts" / "hf_memory.py"
-    args = [sys.executable, str(script), str(model), "--lora-rank", "4", "--batch", "2", "--prompt", "4"]
+    args = [sys.executable, "-m", "tokenq.bench.hf_memory", str(model), "--lora-rank", "4", "--batch", "2", "--prompt", "4"]
     out = subprocess.run(args + ["--steps", "4", "--updates", "1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     full, lora = (json.loads(line) for line in out.stdout.strip().splitlines())

@@ -152,7 +152,7 @@ def test_rate_limiter_actor_holds_inserts_and_samples_to_the_ratio(ray_local):
 
 @pytest.mark.slow
 def test_scale_bench_measures_the_real_control_plane(ray_local):
-    from tokenq.bench_scale import SAMPLES_PER_INSERT, control_plane, publish_time
+    from tokenq.bench.scale import SAMPLES_PER_INSERT, control_plane, publish_time
 
     figures = control_plane(2, seconds=4.0)
     # Synthetic actors inserted through the real limiter and shards, the learner host sampled at the ratio.

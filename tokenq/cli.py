@@ -229,11 +229,11 @@ def cmd_hf_import(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.scale:
-        from tokenq.bench_scale import run_scale
+        from tokenq.bench.scale import run_scale
 
         run_scale(seconds=8.0 if args.quick else 20.0, out=args.out)
         return 0
-    from tokenq.bench import run_bench
+    from tokenq.bench.core import run_bench
 
     run_bench(quick=args.quick, out=args.out)
     return 0

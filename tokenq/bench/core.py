@@ -1,4 +1,4 @@
-"""`tokenq bench`: throughput figures measured in one run on this machine, against the ceiling this machine shows.
+"""`tokenq bench` (tokenq/bench/core.py): throughput figures measured in one run on this machine, against the ceiling this machine shows.
 
 Prints a table and writes flat dotted keys (no assertions; `goals.*` only report pass/fail):
 
@@ -37,7 +37,7 @@ d = d_model, f = mlp_ratio, V = vocab, B episodes, P prompt tokens and T steps p
 Achieved GFLOP/s use this analytic count. FlopCounterMode's count of one update is 0.1-0.7% higher: it also counts
 the attention scores the flash-attention backward recomputes, which are hardware work, not model FLOPs.
 
-Times are the best of a few rounds (`_timed`), the round least disturbed by other processes; `machine.loadavg_start`
+Times are the best of a few rounds (`tokenq/bench/common.py`'s `timed`), the round least disturbed by other processes; `machine.loadavg_start`
 and `_end` show how busy the cores were. On a 2-core machine another busy process can slow the 2-thread torch figures
 many times over, so read them with the load average.
 """
@@ -52,17 +52,30 @@ import tempfile
 import time
 from pathlib import Path
 
-# Module level: the standard library, torch, numpy, and repository modules that need only those. scripts/gpu_bench.py
-# imports this module on a GPU machine where nothing else is installed (tests/test_gpu_script_env.py); anything else
-# (yaml, ray, msgpack, replay/shard.py) is imported inside the function that uses it.
+# Module level: the standard library, torch, numpy, and repository modules that need only those (yaml, ray,
+# msgpack, replay/shard.py are imported inside the function that uses it).
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from learner.learner import Learner, LearnerConfig
 from learner.model import QNetConfig, QNetwork
-from replay.episodes import SampledBatch
+from tokenq.bench.common import (
+    ARTICLE_CFG,
+    ARTICLE_OVERRIDES,
+    ARTICLE_PROMPT_LEN,
+    ARTICLE_STEPS,
+    bench_matmul,
+    counted_update_flops,
+    full_batch,
+    print_table,
+    rollout_kv,
+    rollout_naive,
+    run_spec,
+    timed,
+    update_flops,
+    wall,
+)
 
 log = logging.getLogger("tokenq")
 
@@ -70,129 +83,6 @@ ROLLOUT_CFG = QNetConfig(
     vocab_size=12, d_model=128, n_heads=4, n_layers=2, n_enc_layers=2, max_prompt_len=8, max_gen_len=64
 )
 # The article preset's network (PRESETS["article"]) with keywords-task episode shapes: a few prompt tokens, 16 steps.
-ARTICLE_PROMPT_LEN, ARTICLE_STEPS = 8, 16
-ARTICLE_CFG = QNetConfig(
-    vocab_size=10_000,
-    d_model=256,
-    n_heads=8,
-    n_layers=6,
-    n_enc_layers=6,
-    arch="encdec",
-    max_prompt_len=ARTICLE_PROMPT_LEN,
-    max_gen_len=ARTICLE_STEPS,
-)
-ARTICLE_OVERRIDES = [
-    "model.vocab_size=10000",
-    "model.d_model=256",
-    "model.n_heads=8",
-    "model.n_layers=6",
-    "model.arch=encdec",
-    "model.n_enc_layers=6",
-]
-
-
-def _spec(preset: str, overrides: list[str] | None = None):
-    # Imported here: the config needs yaml (see the module-level imports).
-    from tokenq.build import build_spec
-    from tokenq.config import load_config
-
-    return build_spec(load_config(preset, overrides))
-
-
-# --- FLOPs -------------------------------------------------------------------------------------------------------
-
-
-def forward_flops(cfg: QNetConfig, batch: int, prompt_len: int, steps: int) -> int:
-    """Matmul FLOPs of one QNetwork.forward scoring `steps` positions of `batch` episodes (module docstring)."""
-    d, f, V, P, T = cfg.d_model, cfg.mlp_ratio, cfg.vocab_size, prompt_len, steps
-    block = (8 + 4 * f) * d * d  # per token: self-attention projections and MLP
-    head = 2 * d * V + 2 * d * (int(cfg.dueling) + int(cfg.copy_head))
-    if cfg.arch == "encdec":
-        encoder = cfg.n_enc_layers * (P * block + 4 * P * P * d)
-        decoder = cfg.n_layers * (T * (block + 4 * d * d) + 4 * T * T * d + 4 * P * d * d + 4 * T * P * d)
-        per_episode = encoder + decoder + T * head
-    else:
-        L = P + T
-        per_episode = cfg.n_layers * (L * block + 4 * L * L * d) + T * head
-    return batch * per_episode
-
-
-def update_flops(cfg: QNetConfig, batch: int, prompt_len: int, steps: int) -> int:
-    """One Double-DQN update: online forward + backward (3 F) and target forward (F)."""
-    return 4 * forward_flops(cfg, batch, prompt_len, steps)
-
-
-# FlopCounterMode has no formula for the CPU kernel of scaled_dot_product_attention; it is the same computation.
-_CPU_SDPA = {
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *_, **__: sdpa_flop_count(q, k, v),
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: (
-        lambda grad, q, k, v, *_, **__: sdpa_backward_flop_count(grad, q, k, v)
-    ),
-}
-
-
-def counted_update_flops(learner: Learner, batch: SampledBatch) -> int:
-    """FLOPs torch.utils.flop_counter counts in one `learner.update(batch)` (it changes the learner's weights)."""
-    with FlopCounterMode(display=False, custom_mapping=_CPU_SDPA) as counter:
-        learner.update(batch)
-    return counter.get_total_flops()
-
-
-# --- timing ------------------------------------------------------------------------------------------------------
-
-
-def _timed(fn, reps: int, rounds: int = 3) -> float:
-    """Seconds per call after a warm-up call: the best of `rounds` rounds' means over `reps` calls in all. The best
-    round is the one least disturbed by other processes sharing the cores."""
-    fn()
-    rounds = min(rounds, reps)
-    per_round = max(1, reps // rounds)
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(per_round):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / per_round)
-    return best
-
-
-def _wall(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def bench_matmul(reps: int, sizes: tuple[int, ...] = (1024, 2048)) -> dict:
-    """The machine's fp32 matmul ceiling: the best single multiplication over sizes and repetitions."""
-    best = {}
-    for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        seconds = _timed(lambda: torch.matmul(a, b), reps, rounds=reps)
-        best[f"machine.matmul_gflops_{n}"] = 2 * n**3 / seconds / 1e9
-    return {"machine.matmul_gflops": max(best.values()), **best}
-
-
-# --- rollout -----------------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def rollout_kv(net: QNetwork, prompts: torch.Tensor, steps: int) -> torch.Tensor:
-    q, cache = net.start(prompts, steps)
-    out = []
-    for _ in range(steps):
-        a = q.argmax(-1)
-        out.append(a)
-        q = net.step(a, cache)
-    return torch.stack(out, 1)
-
-
-@torch.no_grad()
-def rollout_naive(net: QNetwork, prompts: torch.Tensor, steps: int) -> torch.Tensor:
-    actions = prompts.new_zeros((len(prompts), 0))
-    for _ in range(steps):
-        a = net(prompts, actions)[:, -1].argmax(-1)
-        actions = torch.cat([actions, a[:, None]], 1)
-    return actions
 
 
 def bench_rollout(reps: int, batch: int = 32, steps: int = 64) -> dict:
@@ -200,29 +90,14 @@ def bench_rollout(reps: int, batch: int = 32, steps: int = 64) -> dict:
     net = QNetwork(ROLLOUT_CFG).eval()
     prompts = torch.randint(4, 12, (batch, ROLLOUT_CFG.max_prompt_len))
     assert torch.equal(rollout_kv(net, prompts, 8), rollout_naive(net, prompts, 8))
-    kv = _timed(lambda: rollout_kv(net, prompts, steps), reps)
-    naive = _timed(lambda: rollout_naive(net, prompts, steps), max(1, reps // 2))
+    kv = timed(lambda: rollout_kv(net, prompts, steps), reps)
+    naive = timed(lambda: rollout_naive(net, prompts, steps), max(1, reps // 2))
     return {
         "rollout.tokens_per_s_kv": batch * steps / kv,
         "rollout.tokens_per_s_naive": batch * steps / naive,
         "rollout.kv_speedup": naive / kv,
     }
 
-
-# --- learner -----------------------------------------------------------------------------------------------------
-
-
-def full_batch(batch: int, prompt_len: int, steps: int, vocab: int, rng: np.random.Generator) -> SampledBatch:
-    """Full-length episodes of random non-special tokens (no EOS): the largest learner batch of this shape."""
-    return SampledBatch(
-        rng.integers(4, vocab, size=(batch, prompt_len)),
-        rng.integers(4, vocab, size=(batch, steps)),
-        rng.random((batch, steps)).astype(np.float32),
-        np.full(batch, steps),
-        np.ones(batch, np.float32),
-        np.arange(batch),
-        np.arange(batch),
-    )
 
 
 def per_transition_update(learner: Learner, prompts, prefixes, t, a, r, done) -> float:
@@ -250,7 +125,7 @@ def bench_learner(net_cfg: QNetConfig, prompt_len: int, steps: int, reps: int, p
     learner = Learner(LearnerConfig(n_step=1, device="cpu"), net_cfg)
     rng = np.random.default_rng(0)
     seq = full_batch(batch, prompt_len, steps, net_cfg.vocab_size, rng)
-    per_update = _timed(lambda: learner.update(seq), reps)
+    per_update = timed(lambda: learner.update(seq), reps)
     flops = update_flops(net_cfg, batch, prompt_len, steps)
     counted = counted_update_flops(learner, seq)
     # Per-transition: B transitions drawn from the same kind of episodes; row i's state s_t is actions[i, :t].
@@ -259,7 +134,7 @@ def bench_learner(net_cfg: QNetConfig, prompt_len: int, steps: int, reps: int, p
     a = prefixes[torch.arange(batch), t]
     r = torch.as_tensor(seq.rewards)[torch.arange(batch), t]
     done = t == steps - 1
-    per_transition = _timed(lambda: per_transition_update(learner, prompts, prefixes, t, a, r, done), reps)
+    per_transition = timed(lambda: per_transition_update(learner, prompts, prefixes, t, a, r, done), reps)
     seq_tps, trans_tps = batch * steps / per_update, batch / per_transition
     return {
         f"{prefix}.transitions_per_s_sequence": seq_tps,
@@ -274,7 +149,7 @@ def bench_learner(net_cfg: QNetConfig, prompt_len: int, steps: int, reps: int, p
 
 def bench_learners(reps: int) -> dict:
     """The small preset (`reverse`) under `learner.*`, the article's network under `learner.article.*`."""
-    spec = _spec("reverse")
+    spec = run_spec("reverse")
     small = bench_learner(spec.net_cfg, spec.task.prompt_len, spec.task.max_steps, reps * 20, "learner")
     return {**small, **bench_learner(ARTICLE_CFG, ARTICLE_PROMPT_LEN, ARTICLE_STEPS, reps, "learner.article")}
 
@@ -287,7 +162,7 @@ def bench_replay(reps: int, capacity: int = 50_000) -> dict:
     from replay.episodes import EpisodeBatch
     from replay.shard import ReplayShard
 
-    task = _spec("reverse").task
+    task = run_spec("reverse").task
     shard = ReplayShard(capacity, task.prompt_len, task.max_steps, alpha=0.6, seed=0)
     rng = np.random.default_rng(0)
     b = full_batch(256, task.prompt_len, task.max_steps, task.vocab_size, rng)
@@ -315,7 +190,7 @@ def bench_replay(reps: int, capacity: int = 50_000) -> dict:
 def bench_publish(reps: int, num_actors: int = 2) -> dict:
     """Publish-to-holding latency of the article-sized network on the real hosts (tokenq/bench_scale.py). Needs
     Ray initialised."""
-    from tokenq.bench_scale import publish_time
+    from tokenq.bench.scale import publish_time
 
     return {
         "weights.publish_to_actor_s": publish_time(num_actors, reps),
@@ -332,7 +207,7 @@ def _train_overrides(seconds: float) -> list[str]:
 def bench_serial(seconds: float) -> dict:
     from tokenq.serial import train_serial
 
-    spec = _spec("reverse", _train_overrides(seconds))
+    spec = run_spec("reverse", _train_overrides(seconds))
     with tempfile.TemporaryDirectory() as run_dir:
         summary = train_serial(spec.cfg, Path(run_dir), "reverse", spec)
     return {
@@ -347,7 +222,7 @@ def bench_distributed(seconds: float) -> dict:
 
     out = {}
     for n in (1, 2):
-        spec = _spec("reverse", [*_train_overrides(seconds), f"actors.num_actors={n}"])
+        spec = run_spec("reverse", [*_train_overrides(seconds), f"actors.num_actors={n}"])
         with tempfile.TemporaryDirectory() as run_dir:
             summary = train_local(spec.cfg, Path(run_dir), "reverse", spec)
         suffix = "1_actor" if n == 1 else f"{n}_actors"
@@ -410,19 +285,6 @@ def goals(figures: dict) -> dict:
     return out
 
 
-def print_table(figures: dict) -> None:
-    """One `key  value` line per figure; booleans as PASS/FAIL."""
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        if isinstance(value, bool):
-            text = "PASS" if value else "FAIL"
-        elif isinstance(value, float):
-            text = f"{value:,.4g}" if abs(value) < 100 else f"{value:,.1f}"
-        elif isinstance(value, int):
-            text = f"{value:,}"
-        else:
-            text = str(value)
-        print(f"{key:<{width}}  {text:>16}")
 
 
 def _bench_hf(reps: int) -> dict:

@@ -1,6 +1,6 @@
 """Learner updates/s on a preset's network and batch shape, with or without torch.compile.
 
-    python scripts/learner_speed.py [--compile] [--updates 300] [--threads 1] [--config reverse] [key=value ...]
+    python -m tokenq.bench.learner_speed [--compile] [--updates 300] [--threads 1] [--config reverse] [key=value ...]
 
 Builds the learner exactly as a run does (the preset, `build_spec`, `Learner(cfg.learner, spec.net_cfg, seed=0)`)
 and feeds it synthetic SampledBatches of the task's shape: `learner.batch_size` prompts of the task's length,

@@ -1,6 +1,6 @@
 """Peak memory and time of a learner process on a Hugging Face model, full fine-tuning against LoRA.
 
-    python scripts/hf_memory.py MODEL_DIR [--lora-rank 8] [--batch 8] [--prompt 40] [--steps 24] [--updates 3]
+    python -m tokenq.bench.hf_memory MODEL_DIR [--lora-rank 8] [--batch 8] [--prompt 40] [--steps 24] [--updates 3]
 
 Each setting runs in a fresh process (so that its peak resident memory is its own): it builds the learner as a run
 does (online network, target, AdamW), runs `--updates` Double-DQN updates on a synthetic full batch, and prints one
@@ -15,9 +15,6 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's packages, installed or not
 
 
 def one(args) -> dict:
@@ -27,7 +24,7 @@ def one(args) -> dict:
     from distributed.codec import weights_arrays, weights_nbytes
     from learner.config import LearnerConfig, QNetConfig
     from learner.learner import Learner
-    from tokenq.bench import full_batch
+    from tokenq.bench.common import full_batch
 
     torch.set_num_threads(args.threads)
     cfg = QNetConfig(q_head="dueling", hf_path=args.model, lora_rank=args.lora_rank, token_bias=args.token_bias)
@@ -65,7 +62,7 @@ def main() -> int:
         print(json.dumps(one(args)))
         return 0
     for rank in (0, args.lora_rank):
-        cmd = [sys.executable, __file__, args.model, "--one", "--lora-rank", str(rank)]
+        cmd = [sys.executable, "-m", "tokenq.bench.hf_memory", args.model, "--one", "--lora-rank", str(rank)]
         cmd += ["--batch", str(args.batch), "--prompt", str(args.prompt), "--steps", str(args.steps)]
         cmd += ["--updates", str(args.updates), "--threads", str(args.threads)]
         cmd += ["--token-bias"] if args.token_bias else []

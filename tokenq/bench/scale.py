@@ -115,7 +115,7 @@ def _synthetic_worker(prompt_len: int, steps: int, epsilon: float, seed: int) ->
 
 def _noop_learner(net_cfg, article: bool) -> NoOpLearner:
     from learner.model import make_network
-    from tokenq.bench import ARTICLE_CFG
+    from tokenq.bench.common import ARTICLE_CFG
 
     return NoOpLearner(make_network(ARTICLE_CFG if article else net_cfg))
 
@@ -132,10 +132,10 @@ def factories(spec, article: bool = False):
 def control_plane(num_actors: int, seconds: float) -> dict:
     """One run of the real driver over synthetic actors and a no-op learner for `seconds` of training time."""
     from distributed.driver import train_distributed
-    from tokenq.bench import _spec
+    from tokenq.bench.common import run_spec
     from tokenq.recorder import RunRecorder
 
-    spec = _spec("reverse", [*SCALE_OVERRIDES, f"actors.num_actors={num_actors}", f"train.max_seconds={seconds}"])
+    spec = run_spec("reverse", [*SCALE_OVERRIDES, f"actors.num_actors={num_actors}", f"train.max_seconds={seconds}"])
     with tempfile.TemporaryDirectory() as run_dir:
         rec = RunRecorder(spec, Path(run_dir), "scale", mode="local")
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -160,9 +160,9 @@ def publish_time(num_actors: int, reps: int = 3) -> float:
     import ray
 
     from distributed.launch import ApeXRun
-    from tokenq.bench import _spec
+    from tokenq.bench.common import run_spec
 
-    spec = _spec("reverse", [*SCALE_OVERRIDES, f"actors.num_actors={num_actors}", "train.publish_every=1000000000"])
+    spec = run_spec("reverse", [*SCALE_OVERRIDES, f"actors.num_actors={num_actors}", "train.publish_every=1000000000"])
     run = ApeXRun(spec.cfg, spec.task.prompt_len, spec.task.max_steps, factories(spec, article=True))
     run.wait_ready()
     loop = run.learner.run.remote()
@@ -189,7 +189,7 @@ def run_scale(actor_counts: tuple[int, ...] = (1, 8, 32), seconds: float = 20.0,
 
     import ray
 
-    from tokenq.bench import print_table
+    from tokenq.bench.common import print_table
 
     temp_dir = tempfile.mkdtemp(prefix="tqs", dir="/tmp")
     ray.init(num_cpus=max(actor_counts) + 2, include_dashboard=False, log_to_driver=False, _temp_dir=temp_dir)

@@ -17,6 +17,7 @@ import torch
 from learner.config import LearnerConfig, QNetConfig
 from learner.hf import HFQNetwork
 from learner.learner import Learner
+from tokenq.bench.common import full_batch, rollout_kv, rollout_naive, timed
 
 PROMPT_TOKENS = 12  # a keywords prompt of hf-small ("Write a sentence with the words X, Y.") is 10-14 tokens
 
@@ -49,8 +50,7 @@ def hf_small_lm():
     return llama(t.vocab_size, d, m.mlp_ratio * d, m.n_layers, m.n_heads, m.n_heads, t.max_prompt_tokens + 64).eval()
 
 
-def bench_hf(reps: int, timed, rollout_kv, rollout_naive, full_batch, batch: int = 32, steps: int = 64) -> dict:
-    """`timed(fn, reps)` -> median seconds; `rollout_kv`, `rollout_naive` and `full_batch` as in tokenq/bench.py."""
+def bench_hf(reps: int, batch: int = 32, steps: int = 64) -> dict:
     lm = hf_small_lm()
     net = HFQNetwork(QNetConfig(q_head="dueling"), lm=lm).eval()
     vocab = net.vocab_size
@@ -71,7 +71,7 @@ def bench_hf(reps: int, timed, rollout_kv, rollout_naive, full_batch, batch: int
     }
 
 
-# --- the GPU script's Hugging Face shapes (scripts/gpu_bench.py) ---------------------------------------------------
+# --- the GPU script's Hugging Face shapes (tokenq/bench/gpu.py) ---------------------------------------------------
 
 
 @dataclass(frozen=True)
