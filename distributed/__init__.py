@@ -4,5 +4,5 @@ actors (launch.py), the Ape-X driver with supervision (driver.py) and what it co
 (weights.py) and the weights codec (codec.py).
 
 It imports nothing from tokenq/: hosts receive factories and plain arguments, the driver a config, a spec and a
-recorder. weights.py, codec.py and progress.py do not import ray.
+recorder. factories.py, weights.py, codec.py and progress.py do not import ray.
 """

@@ -24,7 +24,8 @@ import torch
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from distributed.codec import weights_tensors
-from distributed.launch import ApeXRun, HostFactories, check_snapshots, start_ray
+from distributed.factories import HostFactories
+from distributed.launch import ApeXRun, check_snapshots, start_ray
 from distributed.progress import DriverCounters, shard_totals
 from learner.checkpoint import latest_checkpoint, load_checkpoint
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -20,7 +18,7 @@ from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.policy import ape_x_epsilons
-from actors.rollout import RolloutWorker
+from distributed.factories import HostFactories
 from distributed.hosts import (
     ActorSettings,
     EvalActor,
@@ -31,7 +29,6 @@ from distributed.hosts import (
     actor_names,
 )
 from distributed.learner_host import LearnerActor, LearnerSettings
-from learner.learner import Learner
 from replay.shard import ReplayShard
 
 # A shard's (and the rate limiter's) resource request: no CPU, 1 MiB of Ray's memory resource. Not nothing: Ray ignores
@@ -42,15 +39,6 @@ REPLAY_MEMORY = 1 << 20
 
 class PlacementError(RuntimeError):
     """The cluster cannot hold the job's actors."""
-
-
-@dataclass(frozen=True)
-class HostFactories:
-    """What the application hands the driver to build its hosts with (picklable: they travel to the actors)."""
-
-    make_worker: Callable[[float, int], RolloutWorker]  # (epsilon, seed) -> a rollout worker
-    make_learner: Callable[[], Learner]  # -> a learner, warm-started if the run says so
-    make_evaluator: Callable[[], Callable[[dict], dict]] | None = None  # -> evaluate(state dict) -> result
 
 
 def ray_mode(address: str | None) -> str:

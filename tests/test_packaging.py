@@ -16,8 +16,9 @@ def test_top_level_packages_resolve_to_this_repository():
     for module in (tokenq, actors, replay, learner, distributed):
         assert Path(module.__file__).resolve().parent.parent == REPO
     from tokenq import cli
+    from tokenq.install import check_distributed_is_ours
 
-    assert callable(cli.main) and cli.check_distributed_is_ours() is None
+    assert callable(cli.main) and check_distributed_is_ours() is None
 
 
 def test_a_shadowing_distributed_package_stops_tokenq_with_one_sentence(tmp_path):

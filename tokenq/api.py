@@ -20,7 +20,7 @@ def run_training(
 ) -> dict:
     """Train in `mode` ("serial": one process; "local": Ape-X on Ray) and return the summary."""
     from tokenq.build import build_spec, check_resume_base
-    from tokenq.cli import check_distributed_is_ours
+    from tokenq.install import check_distributed_is_ours
 
     problem = check_distributed_is_ours()
     if problem:

@@ -13,7 +13,7 @@ import numpy as np
 
 from actors.rollout import RolloutWorker
 from actors.tasks import PromptSource, Task, TaskError, heldout_prompts, make_task
-from distributed.launch import HostFactories
+from distributed.factories import HostFactories
 from learner.learner import Learner
 from learner.model import QNetConfig, make_network
 from learner.tabular import State, q_star

@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from tokenq.install import check_distributed_is_ours
+
 log = logging.getLogger("tokenq")
 PRESET_NAMES = "reverse, copy, sort, add, tiny, keywords, fluency, article, hf-small, lipogram"
 
@@ -36,21 +38,6 @@ def user_errors() -> tuple[type[Exception], ...]:
     """The user-error classes of the modules loaded so far: an error cannot come from a module never imported, and
     importing one (torch, ray) only to name its error would slow every message down."""
     return tuple(getattr(sys.modules[m], name) for m, name in USER_ERRORS.items() if m in sys.modules)
-
-
-def check_distributed_is_ours() -> str | None:
-    """dask also ships a top-level package named `distributed`; installed beside tokenq it shadows ours. Returns
-    the sentence to stop with, or None."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("distributed")
-    origin = Path(spec.origin).parent if spec and spec.origin else None
-    if origin is None or not (origin / "hosts.py").exists() or not (origin / "driver.py").exists():
-        return (
-            f"the package `distributed` resolves to {origin or 'nothing'}, not to tokenq's own (dask's `distributed` "
-            "is probably installed in this environment); install tokenq in an environment without dask"
-        )
-    return None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from learner.learner import Learner
-from learner.model import QNetConfig
+from learner.model import QNetConfig, QNetwork
 from replay.episodes import SampledBatch
 
 ARTICLE_PROMPT_LEN, ARTICLE_STEPS = 8, 16
@@ -137,7 +137,6 @@ def rollout_naive(net: QNetwork, prompts: torch.Tensor, steps: int) -> torch.Ten
         a = net(prompts, actions)[:, -1].argmax(-1)
         actions = torch.cat([actions, a[:, None]], 1)
     return actions
-
 
 
 # --- learner -----------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`tokenq bench` (tokenq/bench/core.py): throughput figures measured in one run on this machine, against the ceiling this machine shows.
+"""`tokenq bench`: throughput figures measured in one run on this machine, against the ceiling this machine shows.
 
 Prints a table and writes flat dotted keys (no assertions; `goals.*` only report pass/fail):
 
@@ -37,9 +37,9 @@ d = d_model, f = mlp_ratio, V = vocab, B episodes, P prompt tokens and T steps p
 Achieved GFLOP/s use this analytic count. FlopCounterMode's count of one update is 0.1-0.7% higher: it also counts
 the attention scores the flash-attention backward recomputes, which are hardware work, not model FLOPs.
 
-Times are the best of a few rounds (`tokenq/bench/common.py`'s `timed`), the round least disturbed by other processes; `machine.loadavg_start`
-and `_end` show how busy the cores were. On a 2-core machine another busy process can slow the 2-thread torch figures
-many times over, so read them with the load average.
+Times are the best of a few rounds (`timed` in tokenq/bench/common.py), the round least disturbed by other
+processes; `machine.loadavg_start` and `_end` show how busy the cores were. On a 2-core machine another busy
+process can slow the 2-thread torch figures many times over, so read them with the load average.
 """
 
 from __future__ import annotations
@@ -62,7 +62,6 @@ from learner.learner import Learner, LearnerConfig
 from learner.model import QNetConfig, QNetwork
 from tokenq.bench.common import (
     ARTICLE_CFG,
-    ARTICLE_OVERRIDES,
     ARTICLE_PROMPT_LEN,
     ARTICLE_STEPS,
     bench_matmul,
@@ -74,7 +73,6 @@ from tokenq.bench.common import (
     run_spec,
     timed,
     update_flops,
-    wall,
 )
 
 log = logging.getLogger("tokenq")
@@ -97,7 +95,6 @@ def bench_rollout(reps: int, batch: int = 32, steps: int = 64) -> dict:
         "rollout.tokens_per_s_naive": batch * steps / naive,
         "rollout.kv_speedup": naive / kv,
     }
-
 
 
 def per_transition_update(learner: Learner, prompts, prefixes, t, a, r, done) -> float:
@@ -285,8 +282,6 @@ def goals(figures: dict) -> dict:
     return out
 
 
-
-
 def _bench_hf(reps: int) -> dict:
     """hf.* figures when the Hugging Face extra is installed; none otherwise."""
     try:
@@ -296,7 +291,7 @@ def _bench_hf(reps: int) -> dict:
         return {}
     from tokenq.bench_hf import bench_hf
 
-    return bench_hf(reps, _timed, rollout_kv, rollout_naive, full_batch)
+    return bench_hf(reps)
 
 
 def run_bench(quick: bool = False, out: Path | None = None) -> dict:

@@ -1,4 +1,4 @@
-"""Learner updates/s and model FLOP utilisation on a GPU: `python scripts/gpu_bench.py --out gpu.json` (which runs this module).
+"""Learner updates/s and model FLOP utilisation on a GPU: `python scripts/gpu_bench.py --out gpu.json` runs this.
 
 Times `learner.learner.Learner.update` (bf16 autocast on CUDA, fused AdamW) on synthetic full-length batches for
 - `article`: the article's network (vocab 10000, d_model 256, 8 heads, 6 + 6 layers, encdec), 8-token prompts,

@@ -121,7 +121,7 @@ def _noop_learner(net_cfg, article: bool) -> NoOpLearner:
 
 
 def factories(spec, article: bool = False):
-    from distributed.launch import HostFactories
+    from distributed.factories import HostFactories
 
     return HostFactories(
         functools.partial(_synthetic_worker, spec.task.prompt_len, spec.task.max_steps),
