@@ -93,7 +93,7 @@ class TargetTask(Task):
     """The answer is a fixed function of the prompt: reward +1 for each step whose token equals target[t].
 
     The target sequence is the answer followed by EOS, so EOS at exactly step len(answer) earns +1 too
-    (DESIGN.md's `reverse`). Rewards do not depend on earlier mistakes; the episode still ends at the first EOS.
+    (docs/design.md's `reverse`). Rewards do not depend on earlier mistakes; the episode still ends at the first EOS.
     """
 
     def answers(self, prompts: np.ndarray) -> list[list[int]]:
@@ -140,7 +140,7 @@ class LetterTask(TargetTask):
 
 
 class Reverse(LetterTask):
-    """DESIGN.md's benchmark: k letters a..h, answer = the prompt reversed, then EOS; at most k+2 steps."""
+    """docs/design.md's benchmark: k letters a..h, answer = the prompt reversed, then EOS; at most k+2 steps."""
 
     name = "reverse"
 

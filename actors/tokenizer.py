@@ -28,7 +28,7 @@ class Tokenizer(Protocol):
 class CharTokenizer:
     """One token per character of `alphabet`, after the four special tokens.
 
-    With alphabet "abcdefgh" this is the `reverse` vocabulary of DESIGN.md: PAD=0, BOS=1, EOS=2, SEP=3, a..h = 4..11.
+    With alphabet "abcdefgh" this is `reverse`'s vocabulary (docs/design.md): PAD=0, BOS=1, EOS=2, SEP=3, a..h = 4..11.
     """
 
     pad_id, bos_id, eos_id, sep_id = PAD, BOS, EOS, SEP

@@ -1,6 +1,6 @@
 """The token-level Q-network: Q(s_t, .) for every vocabulary token at every generated position.
 
-Two shapes (DESIGN.md):
+Two shapes (docs/design.md):
 - "encdec": a bidirectional encoder reads the prompt; a causal decoder over [BOS, a_0, ..., a_{T-1}] with
   cross-attention to the encoder outputs Q(s_0), ..., Q(s_T).
 - "decoder": one causal stack over [prompt, SEP, a_0, ..., a_{T-1}]; the outputs from SEP on are Q(s_0), ...

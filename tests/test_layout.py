@@ -1,4 +1,4 @@
-"""The layout of DESIGN.md, enforced on the import graph parsed from the source (every import statement, at module
+"""The layout of docs/design.md, enforced on the import graph parsed from the source (every import statement, at module
 level or inside a function): packages import only packages below them, and the pure ones import no framework."""
 
 import ast
