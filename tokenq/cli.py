@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 from tokenq.install import check_distributed_is_ours
+from tokenq.presets import PRESETS
 
 log = logging.getLogger("tokenq")
-PRESET_NAMES = "reverse, copy, sort, add, tiny, keywords, fluency, article, hf-small, lipogram"
+PRESET_NAMES = ", ".join(PRESETS)
 
 
 # The errors a user can fix, by module: reported as their one sentence, exit code 2.

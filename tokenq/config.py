@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from learner.config import LearnerConfig, QNetConfig
+from tokenq.presets import PRESET_DIR, PRESETS
 
 
 class ConfigError(ValueError):
@@ -143,11 +144,9 @@ class Config:
         return dataclasses.asdict(self)
 
 
-# Presets are YAML files in tokenq/presets, in the same format as a user's config file (which may start from
-# one with `preset: NAME`). model.vocab_size, model.max_prompt_len and model.max_gen_len left at 0 are taken
-# from the task.
-PRESET_DIR = Path(__file__).resolve().parent / "presets"
-PRESETS = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+# Presets (tokenq/presets) are YAML files in the same format as a user's config file (which may start from one
+# with `preset: NAME`). model.vocab_size, model.max_prompt_len and model.max_gen_len left at 0 are taken from the
+# task.
 
 SECTIONS = [f.name for f in dataclasses.fields(Config)]
 
