@@ -1,7 +1,7 @@
 """A probabilistic context-free grammar of simple English sentences: tokenq's default corpus, needing no download.
 
 Written for this project. About 1,540 nouns, 520 verbs, 620 adjectives, 150 adverbs and 260 names (the lists are in
-actors/grammar_words.py) are combined by a handful of sentence shapes: subject-verb-object with adjectives, adverbs
+actors/corpus/words.py) are combined by a handful of sentence shapes: subject-verb-object with adjectives, adverbs
 and prepositional phrases, relative clauses ("the man who sells fish", "the apples that she bought"), two clauses
 joined by a conjunction, conditionals, copula and existential sentences, and reported speech. Number agreement holds
 throughout: subject and verb ("she walks", "they walk", "i am"), determiner and noun ("an old box", "these boxes",

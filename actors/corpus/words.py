@@ -1,4 +1,4 @@
-"""Word lists of the built-in English grammar (actors/grammar.py), each ordered roughly from common to rare.
+"""Word lists of the built-in English grammar (actors/corpus/grammar.py), each ordered roughly from common to rare.
 
 Written for this project; British spelling throughout. Notation, one entry per whitespace-separated item:
 nouns "singular" or "singular/plural" (regular plurals follow from the rule in grammar.py); verbs "base",

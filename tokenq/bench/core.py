@@ -185,7 +185,7 @@ def bench_replay(reps: int, capacity: int = 50_000) -> dict:
 
 
 def bench_publish(reps: int, num_actors: int = 2) -> dict:
-    """Publish-to-holding latency of the article-sized network on the real hosts (tokenq/bench_scale.py). Needs
+    """Publish-to-holding latency of the article-sized network on the real hosts (tokenq/bench/scale.py). Needs
     Ray initialised."""
     from tokenq.bench.scale import publish_time
 

@@ -150,7 +150,7 @@ def measured_peak_tflops(device: str, tiny: bool) -> float:
 
 
 def measure_hf(shape, device: str, warmup: int, max_updates: int, max_seconds: float, peaks: dict) -> dict:
-    """One Hugging Face shape: updates/s, tokens/s and MFU (tokenq/bench_hf.py builds the network and counts FLOPs)."""
+    """One Hugging Face shape: updates/s, tokens/s and MFU (tokenq/bench/hf.py builds the network and counts FLOPs)."""
     from distributed.codec import weights_arrays, weights_nbytes
     from tokenq.bench.hf import hf_network, hf_update_flops
 
