@@ -9,6 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def problems_of(section: str, obj, checks: list[tuple[bool, str]], at_least_one: tuple[str, ...] = ()) -> list[str]:
+    """A config section's invalid values: the sentences of the failed `checks`, then every field of `at_least_one`
+    below 1, each named `section.field`."""
+    found = [message for ok, message in checks if not ok]
+    for name in at_least_one:
+        value = getattr(obj, name)
+        if value < 1:
+            found.append(f"{section}.{name} must be at least 1, got {value}")
+    return found
+
+
 @dataclass
 class QNetConfig:
     vocab_size: int = 12  # Q-values per position; 0 in a run config: the task's vocabulary
@@ -40,6 +51,36 @@ class QNetConfig:
     # and MLP projections), never the LM head.
     lora_targets: str = "all-linear"
 
+    def problems(self) -> list[str]:
+        """This section's invalid values (the `model` section of a run's config), each one sentence."""
+        return problems_of(
+            "model",
+            self,
+            [
+                (
+                    self.q_head in ("dueling", "logits", "separate"),
+                    f"model.q_head must be dueling, logits or separate, got {self.q_head!r}",
+                ),
+                (self.lora_rank >= 0, f"model.lora_rank must be >= 0 (0 = full fine-tuning), got {self.lora_rank}"),
+                (self.lora_alpha > 0, f"model.lora_alpha must be > 0, got {self.lora_alpha}"),
+                (
+                    self.dueling_norm in ("mean", "max"),
+                    f"model.dueling_norm must be mean or max, got {self.dueling_norm!r}",
+                ),
+                (self.arch in ("encdec", "decoder"), f"model.arch must be 'encdec' or 'decoder', got {self.arch!r}"),
+            ],
+            ("d_model", "n_heads", "n_layers", "mlp_ratio"),
+        ) or problems_of(
+            "model",
+            self,
+            [
+                (
+                    self.d_model % self.n_heads == 0,
+                    f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})",
+                )
+            ],
+        )
+
 
 @dataclass
 class LearnerConfig:
@@ -62,3 +103,22 @@ class LearnerConfig:
     max_rollbacks: int = 3  # rollbacks to the same good state (no checkpoint since) before the run stops as diverged
     metrics_every: int = 10  # updates between host syncs of the learner's metrics
     compile: bool = False  # torch.compile the online and target networks' forward (dynamic shapes: T varies)
+
+    def problems(self) -> list[str]:
+        """This section's invalid values, each one sentence."""
+        return problems_of(
+            "learner",
+            self,
+            [
+                (0 <= self.gamma < 1, f"learner.gamma must be in [0, 1), got {self.gamma}"),
+                (0 <= self.target_tau <= 1, f"learner.target_tau must be in [0, 1], got {self.target_tau}"),
+                (self.lr > 0, f"learner.lr must be > 0, got {self.lr}"),
+                (self.head_lr >= 0, f"learner.head_lr must be >= 0 (0 = learner.lr), got {self.head_lr}"),
+                (self.token_bias_lr >= 0, f"learner.token_bias_lr must be >= 0, got {self.token_bias_lr}"),
+                (
+                    self.device in ("auto", "cpu", "cuda"),
+                    f"learner.device must be auto, cpu or cuda, got {self.device!r}",
+                ),
+            ],
+            ("batch_size", "n_step", "target_update_every", "max_nonfinite", "metrics_every"),
+        )

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from learner.config import LearnerConfig, QNetConfig
+from learner.config import LearnerConfig, QNetConfig, problems_of
 from tokenq.presets import PRESET_DIR, PRESETS
 
 
@@ -54,6 +54,27 @@ class TaskConfig:
     # lipogram: words a generation needs to count as a constraint success; ending before them costs eos_reward
     min_words: int = 4
 
+    def problems(self) -> list[str]:
+        return problems_of(
+            "task",
+            self,
+            [
+                (0 <= self.target_success <= 1, f"task.target_success must be in [0, 1], got {self.target_success}"),
+                (
+                    self.prior_reward in ("gap", "logp"),
+                    f"task.prior_reward must be gap or logp, got {self.prior_reward!r}",
+                ),
+                (self.prior_coef >= 0, f"task.prior_coef must be >= 0, got {self.prior_coef}"),
+                (
+                    self.chat_template in ("auto", "none"),
+                    f"task.chat_template must be auto or none, got {self.chat_template!r}",
+                ),
+                (self.min_words >= 0, f"task.min_words must be >= 0, got {self.min_words}"),
+                (self.vocab_size >= 16, f"task.vocab_size must be at least 16, got {self.vocab_size}"),
+            ],
+            ("eval_prompts", "num_keywords", "keyword_pool", "max_length", "max_prompt_tokens", "corpus_sentences"),
+        )
+
 
 @dataclass
 class ActorConfig:
@@ -67,6 +88,22 @@ class ActorConfig:
     num_cpus: float = 1.0  # Ray CPU resource per actor
     explore: str = "uniform"  # exploratory action: "uniform" token, or "softmax" sample from softmax(Q / temperature)
     temperature: float = 1.0  # softmax temperature of explore=softmax
+
+    def problems(self) -> list[str]:
+        return problems_of(
+            "actors",
+            self,
+            [
+                (0 <= self.epsilon <= 1, f"actors.epsilon must be in [0, 1], got {self.epsilon}"),
+                (self.epsilon_alpha >= 0, f"actors.epsilon_alpha must be >= 0, got {self.epsilon_alpha}"),
+                (
+                    self.explore in ("uniform", "softmax"),
+                    f"actors.explore must be uniform or softmax, got {self.explore!r}",
+                ),
+                (self.temperature > 0, f"actors.temperature must be > 0, got {self.temperature}"),
+            ],
+            ("num_actors", "batch_size", "torch_threads", "max_pushes_in_flight", "pull_every"),
+        )
 
 
 @dataclass
@@ -87,6 +124,24 @@ class ReplayConfig:
     prefetch: int = 2  # batches the learner keeps in flight
     snapshot_every_s: float = 30.0  # each shard snapshots itself to RUN_DIR/replay this often (0: never)
 
+    def problems(self) -> list[str]:
+        return problems_of(
+            "replay",
+            self,
+            [
+                (0 <= self.beta <= 1, f"replay.beta must be in [0, 1], got {self.beta}"),
+                (self.alpha >= 0, f"replay.alpha must be >= 0, got {self.alpha}"),
+                (self.samples_per_insert > 0, f"replay.samples_per_insert must be > 0, got {self.samples_per_insert}"),
+                (self.error_buffer > 0, f"replay.error_buffer must be > 0 transitions, got {self.error_buffer}"),
+                (self.max_lag >= 0, f"replay.max_lag must be >= 0 (0 = off), got {self.max_lag}"),
+                (
+                    self.snapshot_every_s >= 0,
+                    f"replay.snapshot_every_s must be >= 0 (0: no snapshots), got {self.snapshot_every_s}",
+                ),
+            ],
+            ("num_shards", "capacity", "min_size_to_sample", "prefetch"),
+        )
+
 
 @dataclass
 class TrainConfig:
@@ -102,6 +157,14 @@ class TrainConfig:
     torch_threads: int = 0  # learner/serial-process threads; 0 keeps torch's default
     loss_log: bool = False  # write every update's TD loss to td_loss.tsv in the run directory
 
+    def problems(self) -> list[str]:
+        return problems_of(
+            "train",
+            self,
+            [(self.max_seconds > 0, f"train.max_seconds must be > 0, got {self.max_seconds}")],
+            ("total_updates", "eval_every", "publish_every", "checkpoint_every", "keep_checkpoints"),
+        )
+
 
 @dataclass
 class InitConfig:
@@ -109,6 +172,18 @@ class InitConfig:
     # A Hugging Face causal LM as the Q-network: a directory (save_pretrained, with its tokenizer) or a .gguf file
     # (dequantized to float32; `tokenq hf-import FILE.gguf --out DIR` converts it once).
     from_hf: str = ""
+
+    def problems(self) -> list[str]:
+        return problems_of(
+            "init",
+            self,
+            [
+                (
+                    not (self.from_hf and self.from_run),
+                    "init.from_hf and init.from_run cannot be used together: the network comes from one of them",
+                )
+            ],
+        )
 
 
 @dataclass
@@ -123,6 +198,21 @@ class PretrainConfig:
     # "" pretrains tokenq's own network; "llama" a Hugging Face Llama (model.d_model, n_layers, n_heads, mlp_ratio)
     # with a byte-level BPE tokenizer of task.vocab_size tokens, both saved to RUN_DIR/hf.
     hf_arch: str = ""
+
+    def problems(self) -> list[str]:
+        return problems_of(
+            "pretrain",
+            self,
+            [
+                (self.lr > 0, f"pretrain.lr must be > 0, got {self.lr}"),
+                (
+                    0 <= self.keyword_prompt_frac <= 1,
+                    f"pretrain.keyword_prompt_frac must be in [0, 1], got {self.keyword_prompt_frac}",
+                ),
+                (self.hf_arch in ("", "llama"), f"pretrain.hf_arch must be '' or 'llama', got {self.hf_arch!r}"),
+            ],
+            ("steps", "batch_size", "heldout_sentences"),
+        )
 
 
 @dataclass
@@ -303,53 +393,16 @@ def _importable(module: str) -> bool:
 
 
 def validate(cfg: Config) -> None:
+    """Each section's own checks (its `problems()`), then the rules that join sections; the first problem is
+    raised as one sentence."""
     c = cfg
-    _check(0 <= c.learner.gamma < 1, f"learner.gamma must be in [0, 1), got {c.learner.gamma}")
-    _check(0 <= c.actors.epsilon <= 1, f"actors.epsilon must be in [0, 1], got {c.actors.epsilon}")
-    _check(c.actors.epsilon_alpha >= 0, f"actors.epsilon_alpha must be >= 0, got {c.actors.epsilon_alpha}")
-    _check(0 <= c.learner.target_tau <= 1, f"learner.target_tau must be in [0, 1], got {c.learner.target_tau}")
-    _check(0 <= c.replay.beta <= 1, f"replay.beta must be in [0, 1], got {c.replay.beta}")
-    _check(c.replay.alpha >= 0, f"replay.alpha must be >= 0, got {c.replay.alpha}")
-    _check(c.learner.lr > 0, f"learner.lr must be > 0, got {c.learner.lr}")
-    _check(c.replay.samples_per_insert > 0, f"replay.samples_per_insert must be > 0, got {c.replay.samples_per_insert}")
-    _check(c.replay.error_buffer > 0, f"replay.error_buffer must be > 0 transitions, got {c.replay.error_buffer}")
-    _check(c.replay.max_lag >= 0, f"replay.max_lag must be >= 0 (0 = off), got {c.replay.max_lag}")
-    _check(0 <= c.task.target_success <= 1, f"task.target_success must be in [0, 1], got {c.task.target_success}")
-    _check(c.train.max_seconds > 0, f"train.max_seconds must be > 0, got {c.train.max_seconds}")
+    for section in SECTIONS:
+        found = getattr(c, section).problems()
+        _check(not found, found[0] if found else "")
+    hf = bool(c.init.from_hf)
+    _check(not c.model.token_bias or hf, "model.token_bias needs a Hugging Face model (init.from_hf)")
     _check(
-        c.replay.snapshot_every_s >= 0,
-        f"replay.snapshot_every_s must be >= 0 (0: no snapshots), got {c.replay.snapshot_every_s}",
-    )
-    _check(
-        c.actors.explore in ("uniform", "softmax"),
-        f"actors.explore must be uniform or softmax, got {c.actors.explore!r}",
-    )
-    _check(c.actors.temperature > 0, f"actors.temperature must be > 0, got {c.actors.temperature}")
-    _check(
-        c.task.prior_reward in ("gap", "logp"), f"task.prior_reward must be gap or logp, got {c.task.prior_reward!r}"
-    )
-    _check(c.task.prior_coef >= 0, f"task.prior_coef must be >= 0, got {c.task.prior_coef}")
-    _check(c.pretrain.lr > 0, f"pretrain.lr must be > 0, got {c.pretrain.lr}")
-    _check(
-        0 <= c.pretrain.keyword_prompt_frac <= 1,
-        f"pretrain.keyword_prompt_frac must be in [0, 1], got {c.pretrain.keyword_prompt_frac}",
-    )
-    _check(c.pretrain.hf_arch in ("", "llama"), f"pretrain.hf_arch must be '' or 'llama', got {c.pretrain.hf_arch!r}")
-    _check(
-        not (c.init.from_hf and c.init.from_run),
-        "init.from_hf and init.from_run cannot be used together: the network comes from one of them",
-    )
-    _check(
-        c.model.q_head in ("dueling", "logits", "separate"),
-        f"model.q_head must be dueling, logits or separate, got {c.model.q_head!r}",
-    )
-    _check(c.model.lora_rank >= 0, f"model.lora_rank must be >= 0 (0 = full fine-tuning), got {c.model.lora_rank}")
-    _check(c.learner.head_lr >= 0, f"learner.head_lr must be >= 0 (0 = learner.lr), got {c.learner.head_lr}")
-    _check(c.learner.token_bias_lr >= 0, f"learner.token_bias_lr must be >= 0, got {c.learner.token_bias_lr}")
-    _check(not c.model.token_bias or bool(c.init.from_hf), "model.token_bias needs a Hugging Face model (init.from_hf)")
-    _check(c.model.lora_alpha > 0, f"model.lora_alpha must be > 0, got {c.model.lora_alpha}")
-    _check(
-        c.model.lora_rank == 0 or bool(c.init.from_hf),
+        c.model.lora_rank == 0 or hf,
         "model.lora_rank needs a Hugging Face model (init.from_hf): tokenq's own network trains in full",
     )
     _check(
@@ -357,68 +410,11 @@ def validate(cfg: Config) -> None:
         'model.lora_rank needs peft, which is not installed: pip install -e ".[hf]"',
     )
     _check(
-        not c.learner.grad_checkpointing or bool(c.init.from_hf),
-        "learner.grad_checkpointing needs a Hugging Face model (init.from_hf)",
+        not c.learner.grad_checkpointing or hf, "learner.grad_checkpointing needs a Hugging Face model (init.from_hf)"
     )
     _check(
-        c.task.chat_template in ("auto", "none"),
-        f"task.chat_template must be auto or none, got {c.task.chat_template!r}",
-    )
-    _check(
-        c.task.name != "lipogram" or bool(c.init.from_hf),
+        c.task.name != "lipogram" or hf,
         "task lipogram needs a Hugging Face model (init.from_hf=DIR): it rewards the letters of subword tokens",
-    )
-    _check(c.task.min_words >= 0, f"task.min_words must be >= 0, got {c.task.min_words}")
-    _check(c.task.vocab_size >= 16, f"task.vocab_size must be at least 16, got {c.task.vocab_size}")
-    _check(
-        c.model.dueling_norm in ("mean", "max"), f"model.dueling_norm must be mean or max, got {c.model.dueling_norm!r}"
-    )
-    _check(c.model.arch in ("encdec", "decoder"), f"model.arch must be 'encdec' or 'decoder', got {c.model.arch!r}")
-    _check(
-        c.learner.device in ("auto", "cpu", "cuda"),
-        f"learner.device must be auto, cpu or cuda, got {c.learner.device!r}",
-    )
-    at_least_one = [
-        "actors.num_actors",
-        "actors.batch_size",
-        "replay.num_shards",
-        "replay.capacity",
-        "replay.min_size_to_sample",
-        "learner.batch_size",
-        "learner.n_step",
-        "learner.target_update_every",
-        "learner.max_nonfinite",
-        "learner.metrics_every",
-        "train.total_updates",
-        "train.eval_every",
-        "train.publish_every",
-        "train.checkpoint_every",
-        "train.keep_checkpoints",
-        "task.eval_prompts",
-        "model.d_model",
-        "model.n_heads",
-        "model.n_layers",
-        "model.mlp_ratio",
-        "actors.torch_threads",
-        "actors.max_pushes_in_flight",
-        "actors.pull_every",
-        "replay.prefetch",
-        "task.num_keywords",
-        "task.keyword_pool",
-        "task.max_length",
-        "task.max_prompt_tokens",
-        "task.corpus_sentences",
-        "pretrain.steps",
-        "pretrain.batch_size",
-        "pretrain.heldout_sentences",
-    ]
-    for key in at_least_one:
-        section, name = key.split(".")
-        value = getattr(getattr(c, section), name)
-        _check(value >= 1, f"{key} must be at least 1, got {value}")
-    _check(
-        c.model.d_model % c.model.n_heads == 0,
-        f"model.d_model ({c.model.d_model}) must be divisible by model.n_heads ({c.model.n_heads})",
     )
     _check(
         c.replay.capacity >= c.replay.num_shards * c.learner.batch_size,
