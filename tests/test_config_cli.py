@@ -1,5 +1,5 @@
 import pytest
-from procs import run_cli
+from procs import run_cli, run_main
 
 from tokenq.config import ConfigError, load_config
 
@@ -96,26 +96,80 @@ def test_tokenq_config_prints_yaml_that_train_takes_back(tmp_path):
     assert load_config(str(path), ["init.from_run=/some/run"]).init.from_run == "/some/run"  # its model is the preset's
 
 
-def test_presets_are_the_packaged_yaml_files():
-    from tokenq.config import PRESET_DIR, PRESETS
-
-    assert PRESETS == [
-        "add",
-        "article",
-        "copy",
-        "fluency",
-        "hf-small",
-        "keywords",
-        "lipogram",
+# The presets the README's table promises, each with the task it trains and settings its file makes (by hand from
+# tokenq/presets/NAME.yaml; the defaults are task reverse, model.d_model 64, actors.epsilon 0.4, actors.epsilon_alpha
+# 7). lipogram validates only with a Hugging Face model named, which it is not loaded for.
+PROMISED_PRESETS = {
+    "add": ("add", {}),
+    "article": (
         "reverse",
-        "sort",
-        "tiny",
-    ]
-    assert all((PRESET_DIR / f"{name}.yaml").is_file() for name in PRESETS)
-    article = load_config("article")
-    assert (article.task.max_length, article.model.max_gen_len, article.model.vocab_size) == (100, 100, 10_000)
-    fluency = load_config("fluency")  # `preset: keywords` inside a preset file
-    assert (fluency.task.name, fluency.task.prior_reward, fluency.model.copy_head) == ("fluency", "logp", True)
+        {"model.d_model": 256, "model.n_enc_layers": 6, "model.arch": "encdec", "task.max_length": 100},
+    ),
+    "copy": ("copy", {}),
+    # `preset: keywords` inside a preset file: keywords' network, its own reward
+    "fluency": ("fluency", {"model.d_model": 128, "task.keyword_reward": 0.0, "task.prior_reward": "logp"}),
+    "hf-small": ("keywords", {"model.d_model": 192, "task.vocab_size": 4096, "pretrain.hf_arch": "llama"}),
+    "keywords": ("keywords", {"model.d_model": 128, "model.dueling_norm": "max", "task.keyword_reward": 2.0}),
+    "lipogram": ("lipogram", {"model.lora_rank": 8, "task.banned_reward": -2.0, "task.min_words": 6}),
+    "reverse": ("reverse", {"actors.epsilon_alpha": 0.0}),
+    "sort": ("sort", {}),
+    "tiny": ("tiny", {"actors.epsilon": 1.0, "actors.batch_size": 16, "replay.min_size_to_sample": 64}),
+}
+PRESET_OVERRIDES = {"lipogram": ["init.from_hf=/some/smollm2"]}
+
+
+def test_the_package_ships_exactly_the_promised_presets():
+    from tokenq.config import PRESET_DIR
+
+    assert sorted(p.stem for p in PRESET_DIR.glob("*.yaml")) == sorted(PROMISED_PRESETS)
+
+
+@pytest.mark.parametrize("name", sorted(PROMISED_PRESETS))
+def test_every_promised_preset_loads_with_its_settings(name):
+    task, settings = PROMISED_PRESETS[name]
+    cfg = load_config(name, PRESET_OVERRIDES.get(name))  # load_config validates
+    assert cfg.task.name == task
+    for key, value in settings.items():
+        section, field = key.split(".")
+        assert getattr(getattr(cfg, section), field) == value, key
+
+
+def test_a_preset_file_names_its_files_relative_to_itself():
+    from tokenq.config import PRESET_DIR
+
+    cfg = load_config("lipogram", PRESET_OVERRIDES["lipogram"])
+    assert cfg.task.prompts_file == str(PRESET_DIR / "topics" / "train.txt")
+    assert cfg.task.eval_prompts_file == str(PRESET_DIR / "topics" / "eval.txt")
+
+
+@pytest.mark.parametrize("name", sorted(PROMISED_PRESETS))
+def test_tokenq_config_prints_every_field_of_every_section_with_a_comment(name, capsys):
+    import dataclasses
+    import re
+
+    import yaml
+
+    from tokenq.config import Config
+
+    overrides = PRESET_OVERRIDES.get(name, [])
+    # in this process (importing peft, which lipogram's check does, once): the command's own process is tested above
+    code, out, err = run_main(["config", name, *overrides], capsys)
+    assert code == 0, err
+    printed: dict[str, list[str]] = {}
+    for line in out.splitlines()[2:]:  # a header comment and `preset: NAME` first
+        if not line.startswith("  "):
+            printed[line.removesuffix(":")] = []
+            continue
+        match = re.fullmatch(r"  (\w+): .*?  # (.+)", line)
+        assert match, line  # every field line ends in a non-empty comment
+        printed[list(printed)[-1]].append(match.group(1))
+    # the sections and their fields, in order, as the dataclasses declare them
+    cfg = Config()
+    sections = {s.name: [f.name for f in dataclasses.fields(getattr(cfg, s.name))] for s in dataclasses.fields(cfg)}
+    assert printed == sections
+    # every value as loaded, and the preset it starts from
+    assert yaml.safe_load(out) == {"preset": name, **dataclasses.asdict(load_config(name, overrides))}
+    assert "  gamma: 0.99  # discount factor in [0, 1)" in out.splitlines()
 
 
 def test_model_overrides_with_init_from_run_are_refused():
