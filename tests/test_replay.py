@@ -59,11 +59,15 @@ def test_priorities_steer_sampling_and_stale_updates_are_dropped():
 
 
 def test_shard_memory_is_bounded_by_capacity():
+    # capacity 64, prompts of 2, 5 steps: prompts, actions, rewards 64 * (2 + 5 + 5) * 4 bytes (int32, int32,
+    # float32); lengths 64 * 4 (int32); generations, versions, insert times 3 * 64 * 8 (int64, int64, float64); the
+    # sum tree's 2 * 64 float64 nodes (64 is a power of two). 3072 + 256 + 1536 + 1024 = 5888 bytes.
+    by_hand = 64 * (2 + 5 + 5) * 4 + 64 * 4 + 3 * 64 * 8 + 2 * 64 * 8
     shard = ReplayShard(capacity=64, prompt_len=2, max_steps=5, alpha=0.6, seed=0)
-    before = shard.nbytes
-    for i in range(50):
+    assert shard.nbytes == by_hand == 5888
+    for i in range(50):  # 800 episodes through 64 slots
         shard.add(_episodes(16, first=i))
-    assert shard.nbytes == before and shard.size == 64
+    assert shard.nbytes == 5888 and shard.size == 64
     assert shard.num_transitions == 64 * 3
 
 
