@@ -151,13 +151,30 @@ def test_rate_limiter_actor_holds_inserts_and_samples_to_the_ratio(ray_local):
 
 
 @pytest.mark.slow
-def test_scale_bench_measures_the_real_control_plane(ray_local):
+def test_scale_bench_measures_the_real_control_plane(ray_local, monkeypatch):
+    import distributed.driver
     from tokenq.bench.scale import SAMPLES_PER_INSERT, control_plane, publish_time
 
+    summaries = []  # the run's summary, whose components the figures are checked against
+    real = distributed.driver.train_distributed
+
+    def recorded(*args, **kwargs):
+        summaries.append(real(*args, **kwargs))
+        return summaries[-1]
+
+    monkeypatch.setattr(distributed.driver, "train_distributed", recorded)
     figures = control_plane(2, seconds=4.0)
     # Synthetic actors inserted through the real limiter and shards, the learner host sampled at the ratio.
     assert figures["scale.actors_2.inserted_per_s"] > 0 and figures["scale.actors_2.updates"] > 0
     assert abs(figures["scale.actors_2.samples_per_insert"] - SAMPLES_PER_INSERT) < 0.3
-    assert 0 <= figures["scale.actors_2.learner_idle_frac"] <= 1
+    # The idle share is the learner's seconds blocked on replay over its seconds in the loop; what is left of the
+    # loop, over the updates, is the time per update. (Each figure is rounded: idle and wall to 1 ms, the share to
+    # 1e-4, the time per update to 0.01 ms.)
+    (summary,) = summaries
+    wall, idle, updates = summary["learner_wall_s"], summary["learner_idle_s"], summary["learner_updates"]
+    assert wall > 1.0 and updates == figures["scale.actors_2.updates"]
+    assert figures["scale.actors_2.learner_idle_frac"] == summary["learner_idle_frac"]
+    assert summary["learner_idle_frac"] == pytest.approx(idle / wall, abs=1e-4 + 1e-3 / wall)
+    assert summary["learner_ms_per_update"] == pytest.approx(1000 * (wall - idle) / updates, abs=0.01 + 1 / updates)
     assert 0 < figures["scale.actors_2.driver_cpu_frac"] < 1
     assert publish_time(2, reps=1) > 0
