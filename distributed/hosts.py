@@ -14,6 +14,7 @@ package knows nothing of configs, tasks or run directories.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections import deque
@@ -43,11 +44,17 @@ WAIT_S = 0.2  # a waiting rollout actor checks for new weights (and for stop()) 
 
 @dataclass(frozen=True)
 class ActorSettings:
-    """What a rollout host needs beyond its worker (actors.* in the config)."""
+    """What a rollout host needs beyond its worker: the config's actors.* values of these names (their defaults and
+    documentation live there, in tokenq/config.py's ActorConfig)."""
 
-    torch_threads: int = 1
-    max_pushes_in_flight: int = 4  # unacknowledged replay inserts before the actor waits
-    pull_every: int = 1  # rollout batches between weight-store checks
+    torch_threads: int
+    max_pushes_in_flight: int  # unacknowledged replay inserts before the actor waits
+    pull_every: int  # rollout batches between weight-store checks
+
+    @classmethod
+    def of(cls, actors) -> ActorSettings:
+        """From the config's `actors` section."""
+        return cls(**{f.name: getattr(actors, f.name) for f in dataclasses.fields(cls)})
 
 
 def actor_names(run_id: str, num_shards: int) -> dict:

@@ -171,7 +171,7 @@ class ApeXRun:
         self.shard_starts = sum(w.get("starts", 1) for w in stats)  # later starts are restarts
         a = cfg.actors
         self.epsilons = ape_x_epsilons(a.epsilon, a.epsilon_alpha, a.num_actors)
-        actor_settings = ActorSettings(a.torch_threads, a.max_pushes_in_flight, a.pull_every)
+        actor_settings = ActorSettings.of(a)
         # Ray restarts a dead actor process (its constructor runs again and pulls the newest weights).
         self.actors = [
             RolloutActor.options(num_cpus=a.num_cpus, max_restarts=-1, scheduling_strategy="SPREAD").remote(
