@@ -20,6 +20,9 @@ def problems_of(section: str, obj, checks: list[tuple[bool, str]], at_least_one:
     return found
 
 
+Q_HEADS = ("plain", "dueling", "dueling_max", "separate")
+
+
 @dataclass
 class QNetConfig:
     vocab_size: int = 12  # Q-values per position; 0 in a run config: the task's vocabulary
@@ -31,16 +34,15 @@ class QNetConfig:
     max_prompt_len: int = 16  # longest prompt (position embeddings); 0 in a run config: the task's
     max_gen_len: int = 16  # the most tokens one episode can generate (the article's max_length); 0: the task's
     arch: str = "encdec"  # "encdec" or "decoder"
-    dueling: bool = False  # Q = V + A - mean(A) (Wang et al. 2016)
-    dueling_norm: str = "mean"  # "mean", or "max": Q = V + A - max(A), so the greedy action's Q is V(s)
     tie_embeddings: bool = False  # the Q head shares the token embedding matrix (Press & Wolf 2017)
     copy_head: bool = False  # add g(s) to Q(s, a) for every token a of the prompt (a pointer, See et al. 2017)
     bos_id: int = 1  # the token that starts the decoder (arch=encdec); set from the task's tokenizer
     sep_id: int = 3  # the token between prompt and generation (arch=decoder); set from the task's tokenizer
-    # How Q(s, .) is read from a Hugging Face causal LM (init.from_hf): "dueling" Q = V(s) + logits - max logits with
-    # a new V head at 0 (the warm start's greedy policy is the LM's); "logits" Q = logits; "separate" a new linear
-    # Q head initialised from the LM head.
-    q_head: str = "dueling"
+    # How Q(s, .) is read from the network's output head A(s, .) (a Hugging Face LM's logits): "plain" Q = A;
+    # "dueling" Q = V(s) + A - mean A (Wang et al. 2016; tokenq's network); "dueling_max" Q = V(s) + A - max A, so the
+    # greedy action's Q is V(s) and, on a language model, the warm start's greedy policy is the LM's; "separate"
+    # (Hugging Face models) a new linear Q head initialised from the LM head. V heads start at 0.
+    q_head: str = "plain"
     hf_path: str = ""  # the Hugging Face model directory; set from init.from_hf ("" = tokenq's own network)
     token_bias: bool = False  # Hugging Face models: add a learned per-token bias b_a (starting at 0) to Q(s, a)
     # LoRA (Hu et al. 2021) on a Hugging Face model: rank R of the adapters; 0 = full fine-tuning. With R > 0 only the
@@ -57,16 +59,9 @@ class QNetConfig:
             "model",
             self,
             [
-                (
-                    self.q_head in ("dueling", "logits", "separate"),
-                    f"model.q_head must be dueling, logits or separate, got {self.q_head!r}",
-                ),
+                (self.q_head in Q_HEADS, f"model.q_head must be one of {', '.join(Q_HEADS)}, got {self.q_head!r}"),
                 (self.lora_rank >= 0, f"model.lora_rank must be >= 0 (0 = full fine-tuning), got {self.lora_rank}"),
                 (self.lora_alpha > 0, f"model.lora_alpha must be > 0, got {self.lora_alpha}"),
-                (
-                    self.dueling_norm in ("mean", "max"),
-                    f"model.dueling_norm must be mean or max, got {self.dueling_norm!r}",
-                ),
                 (self.arch in ("encdec", "decoder"), f"model.arch must be 'encdec' or 'decoder', got {self.arch!r}"),
             ],
             ("d_model", "n_heads", "n_layers", "mlp_ratio"),

@@ -2,10 +2,12 @@
 
 The LM's own code is untouched (as trlx's ILQL heads sit on a causal LM): the body gives hidden states h_t, the LM
 head gives logits, and a head reads Q from them (QNetConfig.q_head):
-- "dueling": Q = V(s) + logits - max logits, V a new linear head that starts at 0. The warm start's greedy policy
-  is the LM's, and log p(a|s) - max log p(.|s) = logits - max logits, so the `gap` fluency reward is
+- "dueling_max": Q = V(s) + logits - max logits, V a new linear head that starts at 0. The warm start's greedy
+  policy is the LM's, and log p(a|s) - max log p(.|s) = logits - max logits, so the `gap` fluency reward is
   Bellman-consistent from the first update.
-- "logits": Q = logits; "separate": a new linear Q head initialised from the LM head.
+- "plain": Q = logits; "separate": a new linear Q head initialised from the LM head.
+("dueling", the mean-centred head, is tokenq's own network's: centring on the mean of 49,152 logits would throw
+away the LM's greedy policy as the warm start.)
 
 Prompts arrive as (B, P) ids right-padded with -1 (each prompt's length kept); the network left-aligns them so that
 every prompt ends at column P-1, with an attention mask and positions counted from each prompt's first token.
@@ -31,7 +33,7 @@ import torch.nn as nn
 from learner.config import QNetConfig
 from learner.lora import adapters_off, add_lora, is_trained_key, weights_fingerprint
 
-Q_HEADS = ("dueling", "logits", "separate")
+Q_HEADS = ("dueling_max", "plain", "separate")
 
 
 class HFModelError(ValueError):
@@ -125,7 +127,9 @@ class HFQNetwork(nn.Module):
     def __init__(self, cfg: QNetConfig, lm: nn.Module | None = None, base_only: bool = False):
         super().__init__()
         if cfg.q_head not in Q_HEADS:
-            raise HFModelError(f"model.q_head must be one of {', '.join(Q_HEADS)}, got {cfg.q_head!r}")
+            raise HFModelError(
+                f"model.q_head must be one of {', '.join(Q_HEADS)} for a Hugging Face model, got {cfg.q_head!r}"
+            )
         self.cfg = cfg
         self.lm = lm if lm is not None else load_causal_lm(cfg.hf_path)
         self.lm.config.use_cache = False  # the learner's passes; the actors ask for a cache explicitly
@@ -134,7 +138,7 @@ class HFQNetwork(nn.Module):
         self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         lm_head = self.lm.get_output_embeddings()
         d = lm_head.in_features
-        self.v_head = nn.Linear(d, 1) if cfg.q_head == "dueling" else None
+        self.v_head = nn.Linear(d, 1) if cfg.q_head == "dueling_max" else None
         if self.v_head is not None:
             nn.init.zeros_(self.v_head.weight)
             nn.init.zeros_(self.v_head.bias)

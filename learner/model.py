@@ -106,7 +106,9 @@ class QNetwork(nn.Module):
         self.decoder = nn.ModuleList(Block(cfg, causal=True, cross=encdec) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size)
-        self.value_head = nn.Linear(d, 1) if cfg.dueling else None
+        if cfg.q_head == "separate":
+            raise ValueError("model.q_head=separate is for Hugging Face models; tokenq's network has its own Q head")
+        self.value_head = nn.Linear(d, 1) if cfg.q_head in ("dueling", "dueling_max") else None
         self.copy_gate = nn.Linear(d, 1) if cfg.copy_head else None
         self.apply(self._init_weights)
         if cfg.tie_embeddings:
@@ -133,7 +135,7 @@ class QNetwork(nn.Module):
         h = self.ln_f(h)
         q = self.head(h)
         if self.value_head is not None:
-            centre = q.amax(-1, keepdim=True) if self.cfg.dueling_norm == "max" else q.mean(-1, keepdim=True)
+            centre = q.amax(-1, keepdim=True) if self.cfg.q_head == "dueling_max" else q.mean(-1, keepdim=True)
             q = self.value_head(h) + q - centre
         if self.copy_gate is not None:
             idx = prompts if q.dim() == 2 else prompts[:, None, :].expand(-1, q.shape[1], -1)  # (B, [T,] P)

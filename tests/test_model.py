@@ -11,12 +11,11 @@ def test_kv_cached_q_values_equal_full_forward(arch, dueling):
     net = QNetwork(
         QNetConfig(
             arch=arch,
-            dueling=dueling,
             n_layers=2,
             n_enc_layers=2,
             max_gen_len=10,
             copy_head=dueling,
-            dueling_norm="max" if dueling else "mean",
+            q_head="dueling_max" if dueling else "plain",
         )
     ).eval()
     if net.copy_gate is not None:
@@ -31,7 +30,7 @@ def test_kv_cached_q_values_equal_full_forward(arch, dueling):
 
 def test_dueling_head_is_value_plus_centred_advantage():
     torch.manual_seed(0)
-    net = QNetwork(QNetConfig(dueling=True))
+    net = QNetwork(QNetConfig(q_head="dueling"))
     prompts, actions = torch.randint(4, 12, (3, 6)), torch.randint(0, 12, (3, 4))
     q = net(prompts, actions)
     assert q.shape == (3, 5, 12)
@@ -57,8 +56,8 @@ def test_article_preset_shape():
 
 def test_copy_head_adds_the_gate_to_prompt_tokens_only():
     torch.manual_seed(0)
-    plain = QNetwork(QNetConfig(dueling=True, dueling_norm="max"))
-    copy = QNetwork(QNetConfig(dueling=True, dueling_norm="max", copy_head=True))
+    plain = QNetwork(QNetConfig(q_head="dueling_max"))
+    copy = QNetwork(QNetConfig(q_head="dueling_max", copy_head=True))
     copy.load_state_dict({**plain.state_dict(), **{k: v for k, v in copy.state_dict().items() if "copy" in k}})
     prompts, actions = torch.tensor([[4, 7, 7, 9, 5, 6]]), torch.tensor([[4, 5]])
     torch.testing.assert_close(copy(prompts, actions), plain(prompts, actions))  # a closed gate changes nothing

@@ -271,7 +271,19 @@ def _convert(key: str, raw: Any, kind: type) -> Any:
     raise ConfigError(f"{key} must be {names[kind]}, got {raw!r}")
 
 
+# Keys and values that were renamed: each gives one sentence naming the new spelling.
+RENAMED_KEYS = {
+    "model.dueling": "model.q_head (plain, dueling, dueling_max or separate)",
+    "model.dueling_norm": "model.q_head: dueling (centred on the mean) or dueling_max (on the max)",
+}
+RENAMED_VALUES = {("model.q_head", "logits"): "plain"}
+
+
 def set_key(cfg: Config, key: str, raw: Any) -> None:
+    if key in RENAMED_KEYS:
+        raise ConfigError(f"{key} is no longer a setting; use {RENAMED_KEYS[key]}")
+    if isinstance(raw, str) and (key, raw) in RENAMED_VALUES:
+        raise ConfigError(f"{key}={raw} is now {key}={RENAMED_VALUES[key, raw]}")
     parts = key.split(".")
     if len(parts) != 2 or parts[0] not in SECTIONS:
         raise ConfigError(f"unknown config key {key!r}; keys look like section.name with section one of {SECTIONS}")
@@ -400,6 +412,12 @@ def validate(cfg: Config) -> None:
         found = getattr(c, section).problems()
         _check(not found, found[0] if found else "")
     hf = bool(c.init.from_hf)
+    _check(
+        not hf or c.model.q_head != "dueling",
+        "model.q_head=dueling (centred on the mean) is tokenq's own network's; on a Hugging Face model use "
+        "dueling_max (what q_head=dueling was), plain or separate",
+    )
+    _check(hf or c.model.q_head != "separate", "model.q_head=separate needs a Hugging Face model (init.from_hf)")
     _check(not c.model.token_bias or hf, "model.token_bias needs a Hugging Face model (init.from_hf)")
     _check(
         c.model.lora_rank == 0 or hf,

@@ -1,9 +1,9 @@
 """`tokenq export`: a run on a Hugging Face model as a standard model directory whose greedy policy is tokenq's.
 
 What the exported LM head computes, by model.q_head:
-- "logits": Q itself (the trained LM head is the Q head).
+- "plain": Q itself (the trained LM head is the Q head).
 - "separate": Q itself (the Q head replaces the LM head, untied from the input embeddings).
-- "dueling": Q - V(s) + max logits, i.e. Q up to a per-state constant that no standard LM head can add. Greedy
+- "dueling_max": Q - V(s) + max logits, i.e. Q up to a per-state constant that no standard LM head can add. Greedy
   decoding (argmax) and softmax sampling are those of Q exactly; the numbers are Q's advantages over V(s).
 `AutoModelForCausalLM.from_pretrained(DIR).generate(do_sample=False)` then produces tokenq's greedy policy: the
 generation config stops at the tokenizer's EOS after at most task.max_length new tokens, as tokenq's episodes do.
@@ -91,6 +91,6 @@ def export_run(run_dir: Path, out: Path, checkpoint: Path | None = None) -> dict
         "out": str(out),
         "checkpoint": str(path),
         "q_head": spec.net_cfg.q_head,
-        "learner_updates": int(state["learner"]["updates"]),
+        "learner_updates": state.updates,
         "architecture": type(lm).__name__,
     }

@@ -14,7 +14,7 @@ import numpy as np
 from actors.tasks import TaskError
 from actors.text import TextError, WordTokenizer, read_corpus, read_prompt_file
 from actors.text_tasks import PriorModel, TextTask
-from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from learner.checkpoint import Checkpoint, CheckpointError, latest_checkpoint, load_checkpoint
 from learner.model import QNetConfig, QNetwork
 from tokenq.config import Config, ConfigError
 from tokenq.run_dir import read_run_config
@@ -73,7 +73,7 @@ def encode_prompt_file(task, path: str) -> np.ndarray:
         raise ConfigError(str(err)) from None
 
 
-def init_checkpoint(run_dir: Path) -> dict:
+def init_checkpoint(run_dir: Path) -> Checkpoint:
     path = latest_checkpoint(Path(run_dir) / "checkpoints")
     if path is None:
         raise CheckpointError(f"{run_dir} has no checkpoints to start from")
@@ -107,13 +107,13 @@ def build_text_task(cfg: Config, with_prior: bool = True) -> TextTask:
     return make_text_task(cfg, tokenizer, PriorModel(prior_net))
 
 
-def load_weights(net: QNetwork, state: dict, source) -> None:
-    if "base" in state["learner"]:  # adapters: only on the base model they were trained on
+def load_weights(net: QNetwork, state: Checkpoint, source) -> None:
+    if "base" in state.learner:  # adapters: only on the base model they were trained on
         from learner.lora import check_base
 
-        check_base(state["learner"]["base"], net.base_reference(), source)
+        check_base(state.learner["base"], net.base_reference(), source)
     try:
-        net.load_state_dict(state["learner"]["online"])
+        net.load_state_dict(state.learner["online"])
     except (RuntimeError, KeyError, TypeError) as err:
         reason = str(err).strip().splitlines()[0][:120]
         raise CheckpointError(f"the checkpoint in {source} does not fit this model ({reason})") from None
@@ -159,7 +159,7 @@ def build_hf_task(cfg: Config, with_prior: bool = True):
     lm = load_causal_lm(cfg.init.from_hf)
     vocab = lm.get_output_embeddings().out_features
     tokenizer = HFTokenizer.load(cfg.init.from_hf, vocab, t.chat_template)
-    prior_cfg = dataclasses.replace(cfg.model, hf_path=cfg.init.from_hf, q_head="logits")
+    prior_cfg = dataclasses.replace(cfg.model, hf_path=cfg.init.from_hf, q_head="plain")
     prior_cfg.lora_rank, prior_cfg.token_bias = 0, False
     prior = PriorModel(HFQNetwork(prior_cfg, lm=lm, base_only=True)) if t.prior_coef and with_prior else None
     task = HFTextTask(

@@ -50,7 +50,7 @@ def forward_flops(cfg: QNetConfig, batch: int, prompt_len: int, steps: int) -> i
     """Matmul FLOPs of one QNetwork.forward scoring `steps` positions of `batch` episodes (module docstring)."""
     d, f, V, P, T = cfg.d_model, cfg.mlp_ratio, cfg.vocab_size, prompt_len, steps
     block = (8 + 4 * f) * d * d  # per token: self-attention projections and MLP
-    head = 2 * d * V + 2 * d * (int(cfg.dueling) + int(cfg.copy_head))
+    head = 2 * d * V + 2 * d * (int(cfg.q_head in ("dueling", "dueling_max")) + int(cfg.copy_head))
     if cfg.arch == "encdec":
         encoder = cfg.n_enc_layers * (P * block + 4 * P * P * d)
         decoder = cfg.n_layers * (T * (block + 4 * d * d) + 4 * T * T * d + 4 * P * d * d + 4 * T * P * d)

@@ -52,7 +52,7 @@ def hf_small_lm():
 
 def bench_hf(reps: int, batch: int = 32, steps: int = 64) -> dict:
     lm = hf_small_lm()
-    net = HFQNetwork(QNetConfig(q_head="dueling"), lm=lm).eval()
+    net = HFQNetwork(QNetConfig(q_head="dueling_max"), lm=lm).eval()
     vocab = net.vocab_size
     prompts = torch.randint(3, vocab, (batch, PROMPT_TOKENS))
     assert torch.equal(rollout_kv(net, prompts, 8), rollout_naive(net, prompts, 8))
@@ -112,10 +112,10 @@ TINY_HF_SHAPES = [
 
 
 def hf_network(shape: HFShape) -> HFQNetwork:
-    """The shape's Q-network: a tied-embedding Llama with the dueling head (LoRA on every linear layer of the body)."""
+    """The shape's Q-network: a tied Llama with the dueling_max head (LoRA on every linear layer of the body)."""
     s = shape
     lm = llama(s.vocab, s.hidden, s.intermediate, s.layers, s.heads, s.kv_heads, s.prompt_len + s.steps)
-    cfg = QNetConfig(q_head="dueling", hf_path=s.name, lora_rank=s.lora_rank, lora_alpha=2.0 * s.lora_rank)
+    cfg = QNetConfig(q_head="dueling_max", hf_path=s.name, lora_rank=s.lora_rank, lora_alpha=2.0 * s.lora_rank)
     return HFQNetwork(cfg, lm=lm)
 
 

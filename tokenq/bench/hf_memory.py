@@ -27,7 +27,7 @@ def one(args) -> dict:
     from tokenq.bench.common import full_batch
 
     torch.set_num_threads(args.threads)
-    cfg = QNetConfig(q_head="dueling", hf_path=args.model, lora_rank=args.lora_rank, token_bias=args.token_bias)
+    cfg = QNetConfig(q_head="dueling_max", hf_path=args.model, lora_rank=args.lora_rank, token_bias=args.token_bias)
     learner = Learner(LearnerConfig(device="cpu", n_step=3), cfg)
     vocab = learner.online.vocab_size
     batch = full_batch(args.batch, args.prompt, args.steps, vocab, np.random.default_rng(0))

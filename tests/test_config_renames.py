@@ -1,0 +1,28 @@
+"""One dueling switch (model.q_head), and the old spellings each answered with one sentence naming the new one."""
+
+import pytest
+
+from tokenq.config import ConfigError, load_config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.dueling=true"], "model.dueling is no longer a setting; use model.q_head"),
+        (["model.dueling_norm=max"], "model.dueling_norm is no longer a setting; use model.q_head: dueling"),
+        (["model.q_head=logits"], "model.q_head=logits is now model.q_head=plain"),
+        (["model.q_head=separate"], "model.q_head=separate needs a Hugging Face model"),
+        (["init.from_hf=dir", "model.q_head=dueling"], "on a Hugging Face model use dueling_max"),
+        (["model.q_head=max"], "model.q_head must be one of plain, dueling, dueling_max, separate, got 'max'"),
+    ],
+)
+def test_old_and_bad_q_head_spellings_are_one_sentence(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("reverse", overrides)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_presets_choose_their_heads_with_the_one_switch():
+    assert load_config("reverse").model.q_head == "plain"
+    assert load_config("keywords").model.q_head == "dueling_max"  # A - max A: the LM's greedy policy as warm start
+    assert load_config("lipogram", ["init.from_hf=dir"]).model.q_head == "dueling_max"
