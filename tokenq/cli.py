@@ -189,7 +189,7 @@ def cmd_generate(args) -> int:
 def cmd_config(args) -> int:
     from tokenq.config import load_config, to_yaml
 
-    print(to_yaml(load_config(args.name, args.overrides), Path(args.name).stem), end="")
+    print(to_yaml(load_config(args.name, args.overrides, for_run=False), Path(args.name).stem), end="")
     return 0
 
 

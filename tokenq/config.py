@@ -340,8 +340,9 @@ def _settings(path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     return {**inherited, **_flatten(tree, str(path), path.parent)}
 
 
-def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
-    """A preset name or a YAML path (which may name a `preset:` to start from), then `key=value` overrides."""
+def load_config(name_or_path: str, overrides: list[str] | None = None, for_run: bool = True) -> Config:
+    """A preset name or a YAML path (which may name a `preset:` to start from), then `key=value` overrides.
+    `for_run=False` (`tokenq config`): a config may still lack the model a user brings (init.from_hf)."""
     if name_or_path in PRESETS:
         preset, own = _settings(PRESET_DIR / f"{name_or_path}.yaml", (name_or_path,)), {}
     elif name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).exists():
@@ -365,7 +366,7 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
         key, value = item.split("=", 1)
         set_key(cfg, key.strip(), value)
     _check_init_model(cfg, preset_cfg.model)
-    validate(cfg)
+    validate(cfg, needs_hf_model=for_run)
     return cfg
 
 
@@ -404,14 +405,15 @@ def _importable(module: str) -> bool:
     return True
 
 
-def validate(cfg: Config) -> None:
+def validate(cfg: Config, needs_hf_model: bool = True) -> None:
     """Each section's own checks (its `problems()`), then the rules that join sections; the first problem is
-    raised as one sentence."""
+    raised as one sentence. `needs_hf_model=False` reads settings that need a Hugging Face model as if
+    init.from_hf were set (a preset printed before the user names their model)."""
     c = cfg
     for section in SECTIONS:
         found = getattr(c, section).problems()
         _check(not found, found[0] if found else "")
-    hf = bool(c.init.from_hf)
+    hf = bool(c.init.from_hf) or not needs_hf_model
     _check(
         not hf or c.model.q_head != "dueling",
         "model.q_head=dueling (centred on the mean) is tokenq's own network's; on a Hugging Face model use "

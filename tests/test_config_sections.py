@@ -1,4 +1,5 @@
-"""One dueling switch (model.q_head), and the old spellings each answered with one sentence naming the new one."""
+"""Config sections: one dueling switch (model.q_head), old spellings answered with one sentence naming the new
+one, and presets that need a user's model printed without it."""
 
 import pytest
 
@@ -26,3 +27,14 @@ def test_the_presets_choose_their_heads_with_the_one_switch():
     assert load_config("reverse").model.q_head == "plain"
     assert load_config("keywords").model.q_head == "dueling_max"  # A - max A: the LM's greedy policy as warm start
     assert load_config("lipogram", ["init.from_hf=dir"]).model.q_head == "dueling_max"
+
+
+def test_a_preset_that_needs_the_users_model_prints_but_does_not_run_without_it():
+    from tokenq.config import to_yaml
+
+    text = to_yaml(load_config("lipogram", for_run=False), "lipogram")
+    assert "  lora_rank: 8  #" in text and "  from_hf: ''  #" in text
+    with pytest.raises(ConfigError, match="model.token_bias needs a Hugging Face model"):
+        load_config("lipogram")
+    with pytest.raises(ConfigError, match="model.dueling is no longer a setting"):  # renames still answer
+        load_config("lipogram", ["model.dueling=true"], for_run=False)
