@@ -26,8 +26,9 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from distributed.codec import weights_tensors
 from distributed.factories import HostFactories
 from distributed.launch import ApeXRun, check_snapshots, start_ray
-from distributed.progress import DriverCounters, shard_totals
-from learner.checkpoint import latest_checkpoint, load_checkpoint
+from distributed.progress import DriverCounters, limiter_summary, shard_totals
+from distributed.summary import DistributedTotals, RunTotals
+from learner.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint
 
 log = logging.getLogger("tokenq")
 
@@ -38,7 +39,7 @@ def train_distributed(
     rec,
     hosts: HostFactories,
     address: str | None = None,
-    resume: dict | None = None,
+    resume: Checkpoint | None = None,
     stop_request: Any = None,
 ) -> dict:
     """Run Ape-X on Ray and return the summary. `spec` gives `task.prompt_len`, `task.max_steps`, `net_cfg` and
@@ -57,7 +58,7 @@ def train_distributed(
         run = ApeXRun(cfg, spec.task.prompt_len, spec.task.max_steps, hosts, snapshot_dir, rec.run_dir / "checkpoints")
         learner_where = run.wait_ready()
         if resume is not None:
-            ray.get(run.learner.load_state.remote(resume["learner"]))
+            ray.get(run.learner.load_state.remote(resume.learner))
         log.info(
             "Ray: %d rollout actors, %d replay shards, learner on %s; ready in %.1fs",
             cfg.actors.num_actors,
@@ -83,7 +84,7 @@ def user_error(err: RayTaskError) -> Exception | None:
 class ApeXDriver:
     """The driver loop: one method per numbered phase (RLlib's training step), its counts in DriverCounters."""
 
-    def __init__(self, cfg, spec, run: ApeXRun, rec, resume: dict | None, stop_request: Any):
+    def __init__(self, cfg, spec, run: ApeXRun, rec, resume: Checkpoint | None, stop_request: Any):
         self.cfg, self.spec, self.run_, self.rec, self.resume = cfg, spec, run, rec, resume
         self.stop_request = stop_request
         self.eval_net = spec.acting_network().eval()
@@ -106,12 +107,11 @@ class ApeXDriver:
             self.eval_net.load_state_dict(weights_tensors(ray.get(weights_ref)))
             self.rec.baseline(self.eval_net)
         if self.resume is not None:
-            counters = self.resume["counters"]
-            c.load_state(counters)
-            c.updates = c.published_version = int(self.resume["learner"]["updates"])
-            c.trained = int(self.resume["learner"]["transitions_trained"])
-            if "recorder" in counters:
-                self.rec.load_state(counters["recorder"], c.updates)
+            c.load_state(self.resume.counters)
+            c.updates = c.published_version = self.resume.updates
+            c.trained = int(self.resume.learner["transitions_trained"])
+            if self.resume.recorder is not None:  # None: checkpointed before the driver's first counters came
+                self.rec.load_state(self.resume.recorder, c.updates)
             log.info("resumed from update %d (%d env steps)", c.updates, c.env_steps)
         self.next_eval = (c.updates // cfg.train.eval_every + 1) * cfg.train.eval_every
         self.processes = self.run_.processes()
@@ -126,11 +126,8 @@ class ApeXDriver:
             and self.rec.timer.train_s < self.cfg.train.max_seconds
         )
 
-    def _driver_state(self) -> dict:
-        return {**self.c.state(), "recorder": self.rec.state()}
-
     def _send_driver_state(self) -> None:
-        self.run_.learner.set_driver_state.remote(self._driver_state())
+        self.run_.learner.set_driver_state.remote(self.c.state(), self.rec.state())
 
     def _restart_learner(self, err: Exception) -> None:
         """The learner process died: start a new one (same placement rules) from the newest checkpoint; its updates
@@ -139,7 +136,7 @@ class ApeXDriver:
         c.learner_restarts += 1
         c.learner_replaced()
         path = latest_checkpoint(self.rec.run_dir / "checkpoints")
-        state = load_checkpoint(path)["learner"] if path else None
+        state = load_checkpoint(path).learner if path else None
         log.warning("the learner died (%s); restarting it from %s", str(err)[:300], path or "its initial weights")
         run.learner = run.make_learner()
         ray.get(run.learner.load_state.remote(state))
@@ -333,42 +330,40 @@ class ApeXDriver:
         shards = self._shards(retry_s=120.0)  # a shard that is still restarting comes back first
         ray.get([sh.snapshot.remote() for sh in run.shards])
         self.eval_net.load_state_dict(weights_tensors(final["online"]))
-        counts = {
-            "env_steps": c.env_steps,
-            "episodes": c.episodes,
-            "learner_updates": c.updates,
-            "transitions_trained": c.trained,
-        }
-        extra = {
-            "num_actors": cfg.actors.num_actors,
-            "num_shards": cfg.replay.num_shards,
-            "weights_version": ray.get(run.store.current_version.remote()),
-            # The version whose weights the final checkpoint and evaluation hold: with train.stop_at_target the one
-            # that reached the target, otherwise the learner's last update.
-            "final_weights_version": final["weights_version"],
-            "actor_restarts": c.actor_restarts,
-            "shard_restarts": shards["restarts"],
-            "learner_restarts": c.learner_restarts,
-            # Transitions generated but not in replay: held by a shard process that died after its last snapshot,
-            # or in a push to a shard as it died.
-            "replay_transitions_lost": shards["lost"] + c.push_lost,
-            "replay_transitions_lost_in_shards": shards["lost"],
-            "replay_transitions_lost_in_pushes": c.push_lost,
-            # How long the shard-held losses had taken to insert: under replay.snapshot_every_s by construction.
-            "replay_lost_window_s": round(shards["lost_window_s"], 3),
-            "samples_lost": c.lost_samples,
-            "nonfinite_updates": c.nonfinite_updates,
-            "rollbacks": c.rollbacks,
-            "resumed_from_updates": None if self.resume is None else int(self.resume["learner"]["updates"]),
-            "nodes": sorted(run.nodes),
-            "learner_node": run.learner_node,
-            "shard_nodes": sorted(run.shard_nodes),
-            "actor_epsilons": run.epsilons,
-            "replay_transitions": shards["size"],
-            "num_parameters": self.eval_net.num_parameters(),
+        totals = RunTotals(
+            env_steps=c.env_steps,
+            episodes=c.episodes,
+            learner_updates=c.updates,
+            transitions_trained=c.trained,
+            num_actors=cfg.actors.num_actors,
+            num_shards=cfg.replay.num_shards,
+            weights_version=ray.get(run.store.current_version.remote()),
+            # With train.stop_at_target the version that reached the target, otherwise the learner's last update.
+            final_weights_version=final["weights_version"],
+            actor_restarts=c.actor_restarts,
+            replay_transitions_lost=shards["lost"] + c.push_lost,
+            nonfinite_updates=c.nonfinite_updates,
+            rollbacks=c.rollbacks,
+            resumed_from_updates=None if self.resume is None else self.resume.updates,
+            nodes=sorted(run.nodes),
+            num_parameters=self.eval_net.num_parameters(),
             **ray.get(run.learner.weights_info.remote()),
-            "final_losses": c.metrics,
-            **c.summary(shards),
-        }
+            final_losses=c.metrics,
+            **c.staleness_summary(),
+            distributed=DistributedTotals(
+                shard_restarts=shards["restarts"],
+                learner_restarts=c.learner_restarts,
+                replay_transitions_lost_in_shards=shards["lost"],
+                replay_transitions_lost_in_pushes=c.push_lost,
+                replay_lost_window_s=round(shards["lost_window_s"], 3),
+                samples_lost=c.lost_samples,
+                learner_node=run.learner_node,
+                shard_nodes=sorted(run.shard_nodes),
+                actor_epsilons=run.epsilons,
+                replay_transitions=shards["size"],
+                **c.learner_summary(),
+                **limiter_summary(shards),
+            ),
+        )
         stopped_by = self.stop_request.name if self.stop_request else None
-        return self.rec.finish(self.eval_net, counts, extra, stopped_by=stopped_by)
+        return self.rec.finish(self.eval_net, totals, stopped_by=stopped_by)

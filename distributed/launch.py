@@ -29,6 +29,7 @@ from distributed.hosts import (
     actor_names,
 )
 from distributed.learner_host import LearnerActor, LearnerSettings
+from learner.loop import LoopSettings
 from replay.shard import ReplayShard
 
 # A shard's (and the rate limiter's) resource request: no CPU, 1 MiB of Ray's memory resource. Not nothing: Ray ignores
@@ -80,16 +81,19 @@ def check_snapshots(cfg, prompt_len: int, max_steps: int, snapshot_dir: Path) ->
 def learner_settings(cfg, checkpoint_dir: Path | None) -> LearnerSettings:
     t, r = cfg.train, cfg.replay
     return LearnerSettings(
-        batch_size=cfg.learner.batch_size,
+        loop=LoopSettings(
+            batch_size=cfg.learner.batch_size,
+            total_updates=t.total_updates,
+            beta=r.beta,
+            max_lag=r.max_lag,
+            publish_every=t.publish_every,
+            checkpoint_every=t.checkpoint_every,
+            lookahead=True,  # the next batch's copy to the device overlaps the update
+        ),
         prefetch=r.prefetch,
-        publish_every=t.publish_every,
         torch_threads=t.torch_threads,
-        total_updates=t.total_updates,
-        beta=r.beta,
-        max_lag=r.max_lag,
         seed=t.seed,
         checkpoint_dir=str(checkpoint_dir.resolve()) if checkpoint_dir else "",
-        checkpoint_every=t.checkpoint_every,
         keep_checkpoints=t.keep_checkpoints,
         config=cfg.to_dict() if hasattr(cfg, "to_dict") else {},
     )

@@ -1,8 +1,10 @@
-"""The learner's Ray host: a free-running Double-DQN loop over prioritized batches from all replay shards.
+"""The learner's Ray host: the learner loop (learner/loop.py, the one serial mode runs too), free-running over
+prioritized batches from all replay shards.
 
 It samples with prefetch (distributed/sampler.py), updates, writes priorities back without waiting, publishes its
-weights every `publish_every` updates and checkpoints itself every `checkpoint_every` updates. The driver starts the
-loop (`run`), reads `progress()`, sends its counters for the checkpoints (`set_driver_state`) and calls `stop()`.
+weights to the store every `publish_every` updates and checkpoints itself every `checkpoint_every` updates. The driver
+starts the loop (`run`), reads `progress()`, sends its counters for the checkpoints (`set_driver_state`) and calls
+`stop()`.
 """
 
 from __future__ import annotations
@@ -20,37 +22,39 @@ import torch
 from distributed.codec import weights_arrays, weights_nbytes, weights_tensors
 from distributed.hosts import lookup, node_id
 from distributed.sampler import ShardSampler
-from learner.checkpoint import save_checkpoint
 from learner.learner import Learner
-from replay.sampling import Staleness
-from replay.shard import beta_at
+from learner.loop import LearnerLoop, LoopSettings
 
 
 @dataclass(frozen=True)
 class LearnerSettings:
-    """What the learner host needs beyond its learner."""
+    """What the learner host needs beyond its learner: the loop's settings, and its own."""
 
-    batch_size: int = 32  # episodes per update (learner.batch_size)
+    loop: LoopSettings = field(default_factory=lambda: LoopSettings(lookahead=True))
     prefetch: int = 2  # batches in flight (replay.prefetch)
-    publish_every: int = 10  # updates between weight publications (train.publish_every)
     torch_threads: int = 0  # 0 keeps torch's default (train.torch_threads)
-    total_updates: int = 1500  # the loop ends there (train.total_updates)
-    beta: float = 0.4  # importance-sampling exponent at the start, annealed to 1 (replay.beta)
-    max_lag: int = 0  # skip episodes more than this many versions old; 0 = off (replay.max_lag)
     seed: int = 0
     checkpoint_dir: str = ""  # "" = no checkpoints
-    checkpoint_every: int = 500  # updates between checkpoints (train.checkpoint_every)
     keep_checkpoints: int = 3
     config: dict = field(default_factory=dict)  # the run's config, stored in every checkpoint
 
 
-@dataclass
-class LearnerStats:
-    """What the free-running learner counts; `progress()` hands it to the driver."""
+class ShardSource:
+    """The Ray host's BatchSource: the prefetching sampler over all shards; a reply lost to a dying shard is
+    skipped (Ray restarts the shard), so `next` returns None only once stopped."""
 
-    wall_s: float = 0.0  # inside the loop
-    idle_s: float = 0.0  # of which blocked on replay (no episode yet, or the rate limiter)
-    staleness: Staleness = field(default_factory=Staleness)  # of the sampled episodes
+    def __init__(self) -> None:
+        self.sampler: ShardSampler | None = None  # made when the loop first runs (the shards exist by then)
+
+    def next(self, beta: float, min_version: int | None, stop: Callable[[], bool]):
+        while not stop():
+            got = self.sampler.next(beta, min_version, stop)
+            if got is not None:
+                return got
+        return None
+
+    def write_back(self, shard_index, batch, priorities) -> None:
+        self.sampler.write_back(shard_index, batch, priorities)
 
 
 @ray.remote(max_concurrency=4)
@@ -70,9 +74,17 @@ class LearnerActor:
         self.stopping = False
         self.loop_done = threading.Event()
         self.loop_done.set()
-        self.stats = LearnerStats()
-        self.metrics: dict[str, float] = {}
-        self.driver_state: dict = {}  # the driver's counters, stored in every checkpoint
+        self.wall_s, self.run_t0 = 0.0, None  # the time inside the loop; when the running loop's clock started
+        self.source = ShardSource()
+        self.loop = LearnerLoop(
+            self.learner,
+            self.source,
+            settings.loop,
+            publish=lambda _: self.publish(),
+            checkpoint=self.checkpoint if settings.checkpoint_dir else None,
+        )
+        self.driver_counters: dict = {}  # the driver's counters and its recorder's state, stored in every checkpoint
+        self.driver_recorder: dict | None = None
         self.publish()
 
     def _publish_arrays(self, restore: bool = False) -> None:
@@ -105,59 +117,34 @@ class LearnerActor:
         self._publish_arrays(restore=True)
         return self.published
 
-    def set_driver_state(self, state: dict) -> None:
-        self.driver_state = state
+    def set_driver_state(self, counters: dict, recorder: dict | None) -> None:
+        self.driver_counters, self.driver_recorder = counters, recorder
 
     # --- the loop ------------------------------------------------------------------------------------------------
 
     def run(self) -> dict:
-        """Train until stop() or settings.total_updates; returns the final progress."""
+        """Train until stop() or the loop's total_updates; returns the final progress."""
         s = self.settings
         self.loop_done.clear()
         try:
             if self.sampler is None:
                 _, shards = lookup(self.names)
                 limiter = ray.get_actor(self.names["limiter"], namespace=self.names["namespace"])
-                self.sampler = ShardSampler(shards, limiter, s.batch_size, s.prefetch, s.seed + 17)
-            t0 = time.perf_counter() - self.stats.wall_s  # a second run() continues the clocks
-            nxt = self._sample()
-            while nxt is not None and self.learner.updates < s.total_updates:
-                cur, nxt = nxt, self._sample()  # staged now: the next batch's copy to the device overlaps this update
-                self._train(*cur)
-                self.stats.wall_s = time.perf_counter() - t0
+                self.sampler = ShardSampler(shards, limiter, s.loop.batch_size, s.prefetch, s.seed + 17)
+                self.source.sampler = self.sampler
+            self.run_t0 = time.perf_counter() - self.wall_s  # a second run() continues the clock
+            self.loop.run(self._stopped)
         finally:
+            self.wall_s, self.run_t0 = self._wall_s(), None
             self.loop_done.set()
         return self.progress()
 
-    def _stop(self) -> bool:
+    def _wall_s(self) -> float:
+        t0 = self.run_t0
+        return self.wall_s if t0 is None else time.perf_counter() - t0
+
+    def _stopped(self) -> bool:
         return self.stopping
-
-    def _sample(self):
-        """The next (staged batch, sampled batch, shard index), or None when stopped; a lost reply is skipped."""
-        s = self.settings
-        while not self.stopping:
-            beta = beta_at(s.beta, self.learner.updates, s.total_updates)
-            min_version = self.learner.updates - s.max_lag if s.max_lag > 0 else None
-            got = self.sampler.next(beta, min_version, self._stop)
-            self.stats.idle_s = self.sampler.idle_s
-            if got is not None:
-                batch, shard_index = got
-                self.stats.staleness.sampled(self.learner.updates, batch)
-                return self.learner.stage(batch), batch, shard_index
-        return None
-
-    def _train(self, staged, batch, shard_index) -> None:
-        s = self.settings
-        metrics, priorities = self.learner.update(staged)
-        if metrics is not None:
-            self.metrics = {k: v for k, v in metrics.items() if k != "td_loss_per_update"}
-        if priorities is None:  # non-finite: skipped by the learner; its loss is reported, not dropped
-            return
-        self.sampler.write_back(shard_index, batch, priorities)
-        if self.learner.updates % s.publish_every == 0:
-            self.publish()
-        if s.checkpoint_dir and self.learner.updates % s.checkpoint_every == 0:
-            self.checkpoint()
 
     def stop(self) -> None:
         self.stopping = True
@@ -166,16 +153,9 @@ class LearnerActor:
         """Write a checkpoint now (the loop's own, or the driver's final one once the loop stopped): the learner's
         state, the driver's latest counters, the config and torch's RNG, atomically."""
         s = self.settings
-        metrics = self.learner.flush_metrics()
-        if metrics is not None:
-            self.metrics = {k: v for k, v in metrics.items() if k != "td_loss_per_update"}
-        state = {
-            "learner": self.learner.mark_good(),
-            "config": s.config,
-            "counters": self.driver_state,
-            "torch_rng": torch.get_rng_state(),
-        }
-        return str(save_checkpoint(Path(s.checkpoint_dir), self.learner.updates, state, s.keep_checkpoints))
+        self.loop.flush()
+        ckpt = self.loop.checkpoint_state(s.config, counters=self.driver_counters, recorder=self.driver_recorder)
+        return str(ckpt.save(Path(s.checkpoint_dir), s.keep_checkpoints))
 
     def finish(self, rewind: tuple[int, dict] | None = None) -> dict:
         """After the loop stopped: publish and checkpoint the final state; returns its weights as arrays and the
@@ -193,19 +173,19 @@ class LearnerActor:
         return {"checkpoint": path, "online": weights_arrays(self.learner.get_weights()), "weights_version": version}
 
     def progress(self) -> dict:
-        st = self.stats
-        run = st.staleness.summary()
+        staleness = self.loop.staleness
+        run = staleness.summary()
         return {
             "updates": self.learner.updates,
             "transitions_trained": self.learner.transitions_trained,
             "published_version": self.published,
-            "metrics": self.metrics,
+            "metrics": self.loop.metrics,
             "nonfinite_updates": self.learner.nonfinite_updates,
             "rollbacks": self.learner.rollbacks,
             "lost_samples": self.sampler.lost_samples if self.sampler else 0,
-            "wall_s": st.wall_s,
-            "idle_s": st.idle_s,
-            **st.staleness.window(),
+            "wall_s": self._wall_s(),
+            "idle_s": self.sampler.idle_s if self.sampler else 0.0,  # blocked on replay or the rate limiter
+            **staleness.window(),
             "run_lag_mean": run["episode_lag_mean"],
             "run_lag_max": run["episode_lag_max"],
             "run_age_s": run["sample_age_s"],

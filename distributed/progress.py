@@ -96,27 +96,37 @@ class DriverCounters:
         wall = self.learner_total("wall_s")
         return self.learner_total("idle_s") / wall if wall > 0 else None
 
-    def summary(self, shards: dict) -> dict:
+    def learner_summary(self) -> dict:
+        """The learner processes' time in the loop and blocked on replay (DistributedTotals' learner_* fields)."""
         wall, idle = self.learner_total("wall_s"), self.learner_total("idle_s")
         return {
             "learner_idle_frac": None if wall <= 0 else round(idle / wall, 4),
             "learner_wall_s": round(wall, 3),
             "learner_idle_s": round(idle, 3),
             "learner_ms_per_update": round(1000 * (wall - idle) / max(self.updates, 1), 2),
-            # Staleness, in weights versions (learner updates) at sampling time, over the run's sampled episodes.
+        }
+
+    def staleness_summary(self) -> dict:
+        """Over the run's sampled episodes (RunTotals' staleness fields)."""
+        return {
             "episode_lag_mean": round(self.run_lag_mean, 3),
             "episode_lag_max": self.run_lag_max,
             "sample_age_s": round(self.run_age_s, 3),
-            # The replay's rate limiter: transitions sampled over inserted since min_size_to_sample, time held.
-            "samples_per_insert_measured": shards["samples_per_insert"],
-            "limiter_transitions_inserted": shards["inserted"],  # since replay.min_size_to_sample was reached
-            "limiter_transitions_sampled": shards["sampled"],
-            "insert_blocked_s": shards["insert_blocked_s"],
-            "sample_blocked_s": shards["sample_blocked_s"],
-            "inserts_blocked": shards["inserts_blocked"],
-            "samples_blocked": shards["samples_blocked"],
-            "stale_episodes_skipped": shards["stale_skipped"],
         }
+
+
+def limiter_summary(shards: dict) -> dict:
+    """The replay's rate limiter and stale skips from shard_totals (DistributedTotals' fields of that name)."""
+    return {
+        "samples_per_insert_measured": shards["samples_per_insert"],
+        "limiter_transitions_inserted": shards["inserted"],  # since replay.min_size_to_sample was reached
+        "limiter_transitions_sampled": shards["sampled"],
+        "insert_blocked_s": shards["insert_blocked_s"],
+        "sample_blocked_s": shards["sample_blocked_s"],
+        "inserts_blocked": shards["inserts_blocked"],
+        "samples_blocked": shards["samples_blocked"],
+        "stale_episodes_skipped": shards["stale_skipped"],
+    }
 
 
 def shard_totals(stats: list[dict], starts_at_launch: int, limiter: dict) -> dict:

@@ -1,4 +1,5 @@
-"""Checkpoints: atomic writes, the newest M kept, and safe loading (torch.load with weights_only=True)."""
+"""Checkpoints: one typed Checkpoint for both modes and pretraining, atomic writes, the newest M kept, and safe
+loading (torch.load with weights_only=True)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import pickle
 import re
 import zipfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 _NAME = re.compile(r"^ckpt_(\d{8})\.pt$")
@@ -13,6 +15,34 @@ _NAME = re.compile(r"^ckpt_(\d{8})\.pt$")
 
 class CheckpointError(ValueError):
     pass
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, in either mode and after `tokenq pretrain`. Stored as a dict of these fields
+    (tensors and plain containers only, so that it loads with weights_only=True)."""
+
+    learner: dict  # Learner.state_dict(): networks, optimizer, update counts
+    config: dict  # the run's config tree (Config.to_dict())
+    counters: dict = field(default_factory=dict)  # the host's counts: serial mode's, or the Ray driver's
+    recorder: dict | None = None  # RunRecorder.state(): clocks, evaluation history, baseline evaluation
+    torch_rng: object = None  # torch.get_rng_state() when written (a uint8 tensor)
+    actor: dict | None = None  # serial mode: the actor's RNGs and weights version, its weights if they are older
+
+    @property
+    def updates(self) -> int:
+        return int(self.learner["updates"])
+
+    def save(self, directory: Path, keep: int) -> Path:
+        """Write it as ckpt_<updates>.pt in `directory`, atomically, keeping the newest `keep`."""
+        return save_checkpoint(directory, self.updates, {f.name: getattr(self, f.name) for f in fields(self)}, keep)
+
+    @classmethod
+    def from_dict(cls, state: object, path: Path) -> Checkpoint:
+        names = {f.name for f in fields(cls)}
+        if not isinstance(state, dict) or not {"learner", "config"} <= state.keys() <= names:
+            raise CheckpointError(f"checkpoint {path} is not a tokenq checkpoint")
+        return cls(**state)
 
 
 def checkpoint_path(directory: Path, updates: int) -> Path:
@@ -33,7 +63,8 @@ def list_checkpoints(directory: Path) -> list[Path]:
 
 
 def save_checkpoint(directory: Path, updates: int, state: dict, keep: int) -> Path:
-    """Write to a temporary file, fsync, then rename, so a crash never leaves a half-written checkpoint."""
+    """Write `state` (Checkpoint.save's dict) to a temporary file, fsync, then rename, so a crash never leaves a
+    half-written checkpoint."""
     import torch  # here, not at the top: naming and listing checkpoints (the CLI's checks) stays torch-free
 
     directory = Path(directory)
@@ -50,7 +81,7 @@ def save_checkpoint(directory: Path, updates: int, state: dict, keep: int) -> Pa
     return path
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path) -> Checkpoint:
     """Load with weights_only=True: tensors and plain containers only, never arbitrary objects."""
     import torch
 
@@ -63,9 +94,7 @@ def load_checkpoint(path: Path) -> dict:
         raise CheckpointError(
             f"checkpoint {path} is corrupted or truncated and cannot be read; delete it to use the one before"
         ) from None
-    if not isinstance(state, dict) or "learner" not in state or "config" not in state:
-        raise CheckpointError(f"checkpoint {path} is not a tokenq checkpoint")
-    return state
+    return Checkpoint.from_dict(state, path)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:

@@ -66,7 +66,7 @@ def _stored_history(run) -> list:
     """The evaluation history the newest checkpoint of `run` holds (the driver's counters as the learner last had
     them); [] before the first checkpoint."""
     path = latest_checkpoint(run / "checkpoints")
-    return load_checkpoint(path)["counters"]["recorder"]["tracker"]["history"] if path else []
+    return load_checkpoint(path).recorder["tracker"]["history"] if path else []
 
 
 @pytest.mark.slow

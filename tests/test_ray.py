@@ -138,7 +138,7 @@ def test_local_apex_run_learns_reverse_and_writes_tensorboard(ray_local, tmp_pat
     assert summary["eval"]["success_rate"] >= 0.95
     spec = build_spec(cfg)  # and so does the final checkpoint
     net = spec.acting_network()
-    net.load_state_dict(load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))["learner"]["online"])
+    net.load_state_dict(load_checkpoint(latest_checkpoint(tmp_path / "checkpoints")).learner["online"])
     assert full_eval(spec, net)["success_rate"] == summary["eval"]["success_rate"]
     assert (summary["num_actors"], summary["num_shards"], summary["actor_restarts"]) == (2, 2, 0)
     assert (summary["shard_restarts"], summary["learner_restarts"], summary["replay_transitions_lost"]) == (0, 0, 0)

@@ -331,7 +331,6 @@ def _bad_inputs(tmp: Path) -> dict:
 
 def test_every_bad_input_gives_one_clear_sentence(tmp_path, capsys):
     cases = _bad_inputs(tmp_path)
-    assert len(cases) >= 10
     failures = []
     for name, (argv, fragment) in cases.items():
         code = main(argv)

@@ -31,10 +31,9 @@ def test_rate_limiter_holds_the_ratio_within_the_error_buffer():
     lim.inserted_now(4, 1)
     lim.inserted_now(4, 1)
     assert not lim.can_sample()  # below min_size_to_sample
-    lim.inserted_now(4, 1)  # the table holds 3 episodes: the ratio's clock starts here, diff = 0
-    assert lim.started and lim.inserted == 0 and lim.can_sample() and lim.can_insert() and lim.headroom() == 10
-    lim.inserted_now(4, 1)  # diff = 2 * 4 = 8 < 10: inserts still allowed
-    assert lim.diff == 8 and lim.can_insert()
+    lim.inserted_now(4, 1)  # the table holds 3 episodes: the clock starts with this insert, diff = 2 * 4 = 8 < 10
+    assert lim.started and lim.inserted == 4 and lim.diff == 8 and lim.can_sample() and lim.can_insert()
+    assert lim.headroom() == 18
     lim.inserted_now(4, 1)  # diff = 16 >= 10: actors are ahead, the next insert waits
     assert not lim.can_insert() and lim.can_sample() and lim.headroom() == 26
     lim.sampled_now(12)  # diff = 4
@@ -44,6 +43,19 @@ def test_rate_limiter_holds_the_ratio_within_the_error_buffer():
     lim.blocked("sample", 0.5)
     lim.blocked("insert", 0.25)
     assert (lim.sample_blocked_s, lim.samples_blocked, lim.insert_blocked_s, lim.inserts_blocked) == (0.5, 1, 0.25, 1)
+
+
+def test_with_no_error_buffer_the_actor_and_learner_take_turns_at_the_ratio():
+    """Serial mode's limiter: 2 transitions sampled per transition inserted, an error buffer of 0."""
+    lim = RateLimiter(samples_per_insert=2.0, min_size_to_sample=1, error_buffer=0)
+    lim.inserted_now(3, 1)  # diff = 6
+    assert lim.can_sample() and not lim.can_insert()
+    lim.sampled_now(4)  # diff = 2: the learner still owes 2
+    assert lim.can_sample() and not lim.can_insert()
+    lim.sampled_now(4)  # diff = -2: the learner is ahead, the actor's turn
+    assert not lim.can_sample() and lim.can_insert()
+    lim.inserted_now(3, 1)  # diff = 4
+    assert lim.can_sample() and not lim.can_insert() and lim.inserted == 6 and lim.sampled == 8
 
 
 def test_global_sampling_over_four_skewed_shards_matches_the_single_table_shares():
@@ -131,9 +143,9 @@ def test_rate_limiter_actor_holds_inserts_and_samples_to_the_ratio(ray_local):
 
     # samples_per_insert 1, sampling from 2 episodes on, 8 transitions of error buffer; inserts of 4 transitions.
     lim = RateLimiterActor.remote(1.0, 2, 8.0)
-    ray.get([lim.insert.remote(4, 1) for _ in range(2)])  # the table holds 2 episodes: the clock starts, diff 0
-    assert ray.get(lim.sample.remote(0)) == 8  # headroom: 8 transitions before the learner is a buffer ahead
-    held = lim.sample.remote(8)  # diff -8: the learner is ahead, held until an insert
+    ray.get([lim.insert.remote(4, 1) for _ in range(2)])  # the 2nd insert fills the minimum: the clock starts, diff 4
+    assert ray.get(lim.sample.remote(0)) == 12  # headroom: 12 transitions before the learner is a buffer ahead
+    held = lim.sample.remote(12)  # diff -8: the learner is ahead, held until an insert
     ready, _ = ray.wait([held], timeout=1.0)
     assert not ready
     ray.get(lim.insert.remote(4, 1))  # diff -4: the held sample goes
@@ -146,7 +158,7 @@ def test_rate_limiter_actor_holds_inserts_and_samples_to_the_ratio(ray_local):
     ray.get(lim.sample.remote(4))  # diff 4: the held insert goes (diff 8)
     ray.get(held, timeout=10)
     stats = ray.get(lim.stats.remote())
-    assert (stats["inserted"], stats["sampled"]) == (20, 12)  # 5 inserts of 4 after the clock started
+    assert (stats["inserted"], stats["sampled"]) == (24, 16)  # 6 inserts of 4 from the one that started the clock
     assert stats["samples_blocked"] == 1 and stats["inserts_blocked"] == 1 and stats["insert_blocked_s"] > 0.5
 
 

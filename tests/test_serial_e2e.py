@@ -41,8 +41,8 @@ def test_checkpoint_round_trip_and_truncation(tmp_path):
     train_serial(cfg, tmp_path, "reverse")
     path = latest_checkpoint(tmp_path / "checkpoints")
     state = load_checkpoint(path)
-    assert state["learner"]["updates"] == 20 and state["config"]["task"]["name"] == "reverse"
-    assert isinstance(state["learner"]["online"]["head.weight"], torch.Tensor)
+    assert state.updates == 20 and state.config["task"]["name"] == "reverse"
+    assert isinstance(state.learner["online"]["head.weight"], torch.Tensor)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="truncated.pt is corrupted or truncated"):

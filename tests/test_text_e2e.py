@@ -121,7 +121,7 @@ def test_a_reward_function_that_raises_stops_the_run_clearly_and_keeps_checkpoin
     assert "reward function tests.reward_fns:explodes_later raised RuntimeError: lookup table missing" in proc.stderr
     assert "Traceback" not in proc.stderr
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))  # what was saved before the failure is intact
-    assert state["learner"]["updates"] >= 10
+    assert state.updates >= 10
     base[base.index(str(run))] = str(tmp_path / "run_nan")  # a run directory holds one run
     nan = run_cli(*base, "task.name=tests.reward_fns:returns_nan", cwd=repo)
     assert nan.returncode == 2 and "returned nan" in nan.stderr

@@ -68,7 +68,7 @@ class Policy:
 
         self.run_dir = Path(run_dir)
         self.spec, self.net, state, self.checkpoint = load_run(self.run_dir, Path(checkpoint) if checkpoint else None)
-        self.updates = int(state["learner"]["updates"])
+        self.updates = state.updates
 
     def generate(self, prompts: list[str] | str) -> list[dict]:
         """Greedy generations, one dict per prompt: `generation` (text), `tokens`, `token_ids`, `values` (V(s_t)),

@@ -130,9 +130,9 @@ def build_spec(cfg: Config) -> RunSpec:
     return RunSpec(cfg, task, net_cfg, heldout, table)
 
 
-def check_resume_base(spec: RunSpec, state: dict, source) -> None:
+def check_resume_base(spec: RunSpec, state, source) -> None:
     """A checkpoint of LoRA adapters continues only on the base model it was trained on (one sentence if not)."""
-    reference = state["learner"].get("base")
+    reference = state.learner.get("base")
     if reference is None:
         return
     from learner.lora import check_base

@@ -86,6 +86,6 @@ def evaluate_run(run_dir: Path, num_prompts: int | None = None, checkpoint: Path
         load_weights(base, init_checkpoint(Path(init_dir)), init_dir)
         result["baseline"] = full_eval(spec, base.eval(), num_samples=2)
     result["checkpoint"] = str(path)
-    result["learner_updates"] = int(state["learner"]["updates"])
+    result["learner_updates"] = state.updates
     write_json(run_dir / "eval.json", result)
     return result

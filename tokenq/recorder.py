@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from learner.checkpoint import save_checkpoint
+from distributed.summary import RunTotals, Summary
+from learner.checkpoint import Checkpoint
 from learner.model import QNetwork
 from tokenq import metrics as M
 from tokenq.build import RunSpec
@@ -139,10 +139,10 @@ class RunRecorder:
             path.write_text("".join(kept))
             self.loss_log = open(path, "a")
 
-    def td_loss(self, updates: int, loss: float) -> None:
-        """Every update's TD loss, with train.loss_log (the golden resume test compares these)."""
+    def td_losses(self, losses: list[tuple[int, float]]) -> None:
+        """Every update's (update, TD loss), with train.loss_log (the golden resume test compares these)."""
         if self.loss_log is not None:
-            self.loss_log.write(f"{updates}\t{loss!r}\n")
+            self.loss_log.writelines(f"{updates}\t{loss!r}\n" for updates, loss in losses)
 
     def baseline(self, net: QNetwork) -> None:
         """Evaluate the starting (warm-start) policy once, to report next to the final one."""
@@ -183,20 +183,12 @@ class RunRecorder:
     def write_json(self, name: str, data: dict) -> None:
         write_json(self.run_dir / name, data)
 
-    def checkpoint(self, updates: int, learner_state: dict, counters: dict, **extra) -> Path:
-        """A checkpoint of the learner's state, the driver's counters (with `self.state()` among them), the config
-        and torch's RNG; `extra` entries are stored beside them."""
+    def checkpoint(self, ckpt: Checkpoint) -> Path:
+        """Write a checkpoint in RUN_DIR/checkpoints (not training time), the losses logged up to it first."""
         if self.loss_log is not None:
             self.loss_log.flush()  # the losses up to a checkpoint outlive a crash after it
-        state = {
-            "learner": learner_state,
-            "config": self.spec.cfg.to_dict(),
-            "counters": counters,
-            "torch_rng": torch.get_rng_state(),
-            **extra,
-        }
         with self.timer.phase("checkpoint", exclude_from_training=True):
-            return save_checkpoint(self.run_dir / "checkpoints", updates, state, self.spec.cfg.train.keep_checkpoints)
+            return ckpt.save(self.run_dir / "checkpoints", self.spec.cfg.train.keep_checkpoints)
 
     def progress(
         self,
@@ -231,33 +223,31 @@ class RunRecorder:
         self.writer.scalars({M.TAGS[name]: v for name, v in values.items()}, env_steps)
         self.writer.scalars({M.TIMERS + name: total for name, total in self.timer.totals.items()}, env_steps)
 
-    def finish(self, net: QNetwork, counts: dict, extra: dict, stopped_by: str | None = None) -> dict:
-        """Final held-out evaluation, summary.json, TensorBoard closed. `counts` holds env_steps, episodes,
-        learner_updates, transitions_trained; `extra` anything mode-specific."""
+    def finish(self, net: QNetwork, totals: RunTotals, stopped_by: str | None = None) -> dict:
+        """Final held-out evaluation, summary.json, TensorBoard closed; returns summary.json's contents."""
         train_s = max(self.timer.train_s, 1e-9)
         final = full_eval(self.spec, net)
         if self.baseline_eval is not None:
             final["baseline"] = self.baseline_eval
-        self.tracker.record(final, train_s, counts["learner_updates"])
-        self.writer.greedy_samples(final["samples"], counts["env_steps"])
-        self.writer.scalars({M.TIMERS + name: total for name, total in self.timer.totals.items()}, counts["env_steps"])
-        summary = {
-            "mode": self.mode,
-            "config": self.config_name,
-            "stopped_by": stopped_by,  # a signal's name when SIGINT or SIGTERM ended the run early
-            "task": self.spec.task.name,
-            **counts,
-            "wall_time_s": round(self.timer.wall_s, 3),
-            "train_time_s": round(train_s, 3),
-            "time_to_target_s": self.tracker.time_to_target_s,
-            "updates_to_target": self.tracker.updates_to_target,
-            "env_steps_per_s": round(counts["env_steps"] / train_s, 1),
-            "transitions_trained_per_s": round(counts["transitions_trained"] / train_s, 1),
-            **extra,
-            "timers": {k: round(v, 3) for k, v in self.timer.totals.items()},
-            "eval": final,
-            "eval_history": self.tracker.history,
-        }
+        self.tracker.record(final, train_s, totals.learner_updates)
+        self.writer.greedy_samples(final["samples"], totals.env_steps)
+        self.writer.scalars({M.TIMERS + name: total for name, total in self.timer.totals.items()}, totals.env_steps)
+        summary = Summary(
+            mode=self.mode,
+            config=self.config_name,
+            stopped_by=stopped_by,
+            task=self.spec.task.name,
+            totals=totals,
+            wall_time_s=round(self.timer.wall_s, 3),
+            train_time_s=round(train_s, 3),
+            time_to_target_s=self.tracker.time_to_target_s,
+            updates_to_target=self.tracker.updates_to_target,
+            env_steps_per_s=round(totals.env_steps / train_s, 1),
+            transitions_trained_per_s=round(totals.transitions_trained / train_s, 1),
+            timers={k: round(v, 3) for k, v in self.timer.totals.items()},
+            eval=final,
+            eval_history=self.tracker.history,
+        ).to_dict()
         write_json(self.run_dir / "summary.json", summary)
         self.writer.close()
         if self.loss_log is not None:

@@ -106,7 +106,7 @@ def resume_run(args) -> tuple[Config, Path, str, str, dict]:
             f"{run_dir} has no checkpoint to resume from (the first is written after train.checkpoint_every updates)"
         )
     state = load_checkpoint(path)
-    diff = _differences(tree, state["config"])
+    diff = _differences(tree, state.config)
     if diff:
         raise CheckpointError(f"checkpoint {path} was written by a run of another config ({diff[0]})")
     return cfg, run_dir, name, mode, state
