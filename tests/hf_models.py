@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from actors.corpus.grammar import generate_corpus
 from actors.hf_text import TOPIC_PROMPT, content_words, keywords_prompt
 
@@ -34,7 +36,6 @@ def train_tokenizer(vocab_size: int = 400, chat_template: str | None = None):
 def save_tiny_model(path: Path, arch: str = "llama", vocab_size: int = 400, chat_template: str | None = None, seed=0):
     """A randomly initialised tiny causal LM and its tokenizer, saved with save_pretrained to `path`. Weights are
     drawn wider than usual (std 0.2) so that greedy text depends on the prompt, not one token repeated."""
-    import torch
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     tok = train_tokenizer(vocab_size, chat_template)
@@ -62,3 +63,47 @@ def save_tiny_model(path: Path, arch: str = "llama", vocab_size: int = 400, chat
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return Path(path)
+
+
+def tiny_lm(arch: str, seed: int = 0, vocab: int = 101):
+    """A randomly initialised tiny Llama or GPT-2 in eval mode, built from a config alone (no tokenizer)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    if arch == "llama":
+        cfg = LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            initializer_range=0.2,
+        )
+        return LlamaForCausalLM(cfg).eval()
+    cfg = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=0, eos_token_id=1)
+    return GPT2LMHeadModel(cfg).eval()
+
+
+# Prompts of 5, 2, 3 and 1 tokens in one batch, right-padded with -1.
+PROMPTS = torch.tensor([[5, 6, 7, 8, 9], [10, 11, -1, -1, -1], [12, 13, 14, -1, -1], [15, -1, -1, -1, -1]])
+
+
+def exported_and_ours(run, exported_dir, n: int) -> tuple[list, list]:
+    """Greedy token ids for n keyword prompts from tokenq (the run's newest checkpoint) and from the exported model's
+    generate(do_sample=False)."""
+    from transformers import AutoModelForCausalLM
+
+    from tokenq.evaluate_run import generate_texts, load_run
+
+    spec, net, _, _ = load_run(run)
+    words = spec.task.pool
+    prompts = [keywords_prompt([words[i], words[(i * 7 + 3) % len(words)]]) for i in range(n)]
+    ours = [g["token_ids"] for g in generate_texts(spec, net, prompts)]
+    exported = AutoModelForCausalLM.from_pretrained(exported_dir)
+    theirs = []
+    for text in prompts:
+        ids = torch.tensor([spec.task.tokenizer.encode_prompt(text)])
+        theirs.append(exported.generate(ids, do_sample=False)[0, ids.shape[1] :].tolist())
+    return ours, theirs

@@ -1,5 +1,6 @@
 """Runs of the installed `tokenq` command (the console script in this environment's bin directory) in their own
-processes, with no repository path injected: what a user's shell runs."""
+processes, with no repository path injected: what a user's shell runs; and `run_main`, the same entry point called
+in the test's own process."""
 
 import os
 import subprocess
@@ -23,6 +24,15 @@ def clean_env() -> dict[str, str]:
 def run_cli(*args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
     """`tokenq ARGS` to completion, its output captured as text."""
     return subprocess.run(cli(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout, env=clean_env())
+
+
+def run_main(args, capsys) -> tuple[int, str, str]:
+    """`tokenq ARGS` through tokenq.cli.main in this process: (exit code, stdout, stderr), read from pytest's capsys."""
+    from tokenq.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def start_train(run: Path, *args: str) -> tuple[subprocess.Popen, Path]:

@@ -1,5 +1,5 @@
-"""`tokenq bench` (tokenq/bench/) and scripts/gpu_bench.py: the analytic FLOP count by hand and against FlopCounterMode, goal
-arithmetic, the cheap figures, and the GPU script on CPU (and on CUDA where there is one). No Ray runs here."""
+"""`tokenq bench` (tokenq/bench/) and scripts/gpu_bench.py: the analytic FLOP count by hand and against
+FlopCounterMode, goal arithmetic, and the GPU script on CPU (and on CUDA where there is one). No Ray runs here."""
 
 import json
 import math
@@ -34,7 +34,7 @@ def test_forward_flops_by_hand():
 
 @pytest.mark.parametrize("arch", ["encdec", "decoder"])
 def test_analytic_flops_match_flop_counter(arch):
-    cfg = QNetConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=2, n_enc_layers=2, arch=arch, dueling=True)
+    cfg = QNetConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=2, n_enc_layers=2, arch=arch, q_head="dueling")
     learner = Learner(LearnerConfig(device="cpu"), cfg)
     batch = full_batch(4, 5, 7, cfg.vocab_size, np.random.default_rng(0))
     analytic, counted = update_flops(cfg, 4, 5, 7), counted_update_flops(learner, batch)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_bench import GPU_SCRIPT, check_tiny_cpu_figures
+from gpu_figures import GPU_SCRIPT, check_tiny_cpu_figures
 
 # The CPU wheel that this machine's pip takes from local disk (its pip config); numpy is no dependency of torch's.
 TORCH = "2.13.0"

@@ -13,8 +13,8 @@ import torch
 
 pytest.importorskip("transformers")
 
-from hf_models import save_tiny_model, train_tokenizer  # noqa: E402
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM  # noqa: E402
+from hf_models import PROMPTS, exported_and_ours, save_tiny_model, tiny_lm, train_tokenizer  # noqa: E402
+from procs import run_main  # noqa: E402
 
 from actors.hf_tasks import HFTextTask  # noqa: E402
 from actors.hf_text import HFTokenizer, keywords_prompt, pad_prompts  # noqa: E402
@@ -22,30 +22,8 @@ from learner.config import QNetConfig  # noqa: E402
 from learner.hf import HFQNetwork  # noqa: E402
 
 
-def tiny_lm(arch: str, seed: int = 0, vocab: int = 101):
-    torch.manual_seed(seed)
-    if arch == "llama":
-        cfg = LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-            initializer_range=0.2,
-        )
-        return LlamaForCausalLM(cfg).eval()
-    cfg = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=0, eos_token_id=1)
-    return GPT2LMHeadModel(cfg).eval()
-
-
-# Prompts of 5, 2, 3 and 1 tokens in one batch, right-padded with -1.
-PROMPTS = torch.tensor([[5, 6, 7, 8, 9], [10, 11, -1, -1, -1], [12, 13, 14, -1, -1], [15, -1, -1, -1, -1]])
-
-
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
-@pytest.mark.parametrize("head", ["dueling", "logits", "separate"])
+@pytest.mark.parametrize("head", ["dueling_max", "plain", "separate"])
 def test_kv_cached_q_equals_the_full_forward_over_prompts_of_different_lengths(arch, head):
     net = HFQNetwork(QNetConfig(q_head=head), lm=tiny_lm(arch)).eval()
     if net.v_head is not None:  # a trained V head, so that the dueling sum is checked with V != 0
@@ -70,8 +48,8 @@ def test_heads_start_from_the_language_model():
     ids = torch.tensor([[5, 6, 7]])
     with torch.no_grad():
         logits = lm(ids).logits[:, -1]  # (1, V)
-        q_dueling = HFQNetwork(QNetConfig(q_head="dueling"), lm=lm)(ids, ids[:, :0])[:, 0]
-        q_logits = HFQNetwork(QNetConfig(q_head="logits"), lm=lm)(ids, ids[:, :0])[:, 0]
+        q_dueling = HFQNetwork(QNetConfig(q_head="dueling_max"), lm=lm)(ids, ids[:, :0])[:, 0]
+        q_logits = HFQNetwork(QNetConfig(q_head="plain"), lm=lm)(ids, ids[:, :0])[:, 0]
         q_separate = HFQNetwork(QNetConfig(q_head="separate"), lm=lm)(ids, ids[:, :0])[:, 0]
     # V(s) starts at 0: Q = logits - max logits = log p - max log p, the `gap` prior reward; greedy = the LM's
     assert torch.allclose(q_dueling, logits - logits.max(), atol=1e-5)
@@ -160,14 +138,6 @@ def llama_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("hf") / "llama", "llama")
 
 
-def run_cli(args, capsys):
-    from tokenq.cli import main
-
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 SMALL = ["train.total_updates=12", "replay.min_size_to_sample=32", "train.eval_every=6", "task.eval_prompts=20"]
 SMALL += ["task.max_length=10", "actors.batch_size=16", "learner.batch_size=16", "train.checkpoint_every=6"]
 
@@ -176,7 +146,7 @@ SMALL += ["task.max_length=10", "actors.batch_size=16", "learner.batch_size=16",
 def test_serial_run_generate_eval_and_export_on_a_hf_model(llama_dir, tmp_path, capsys):
 
     run = tmp_path / "run"
-    code, out, err = run_cli(
+    code, out, err = run_main(
         ["train", "--config", "keywords", "--mode", "serial", "--run-dir", run, f"init.from_hf={llama_dir}"]
         + SMALL
         + ["model.q_head=separate", "learner.lr=0.01"],
@@ -188,41 +158,22 @@ def test_serial_run_generate_eval_and_export_on_a_hf_model(llama_dir, tmp_path, 
     assert {"keyword_coverage", "prior_perplexity", "distinct_2", "mean_words"} <= set(summary["eval"])
     assert "keyword_coverage" in summary["eval"]["baseline"]  # the warm start, on the same prompts
 
-    code, out, err = run_cli(
+    code, out, err = run_main(
         ["generate", "--run-dir", run, "--prompt", keywords_prompt(["dog", "cat"]), "--json"], capsys
     )
     assert code == 0, err
     gen = json.loads(out)
     assert len(gen["values"]) == len(gen["q_taken"]) == len(gen["tokens"]) >= 1
 
-    code, out, err = run_cli(["eval", "--run-dir", run, "--prompts", "20"], capsys)
+    code, out, err = run_main(["eval", "--run-dir", run, "--prompts", "20"], capsys)
     assert code == 0, err
     assert "baseline" in json.loads((run / "eval.json").read_text())
 
-    code, out, err = run_cli(["export", "--run-dir", run, "--out", tmp_path / "exported"], capsys)
+    code, out, err = run_main(["export", "--run-dir", run, "--out", tmp_path / "exported"], capsys)
     assert code == 0, err
     ours, theirs = exported_and_ours(run, tmp_path / "exported", 20)
     assert theirs == ours
     assert len({tuple(t) for t in ours}) > 1  # the prompts lead to different texts: the check can fail
-
-
-def exported_and_ours(run, exported_dir, n: int) -> tuple[list, list]:
-    """Greedy token ids for n keyword prompts from tokenq (the run's newest checkpoint) and from the exported model's
-    generate(do_sample=False)."""
-    from transformers import AutoModelForCausalLM
-
-    from tokenq.evaluate_run import generate_texts, load_run
-
-    spec, net, _, _ = load_run(run)
-    words = spec.task.pool
-    prompts = [keywords_prompt([words[i], words[(i * 7 + 3) % len(words)]]) for i in range(n)]
-    ours = [g["token_ids"] for g in generate_texts(spec, net, prompts)]
-    exported = AutoModelForCausalLM.from_pretrained(exported_dir)
-    theirs = []
-    for text in prompts:
-        ids = torch.tensor([spec.task.tokenizer.encode_prompt(text)])
-        theirs.append(exported.generate(ids, do_sample=False)[0, ids.shape[1] :].tolist())
-    return ours, theirs
 
 
 @pytest.mark.parametrize(
@@ -258,7 +209,7 @@ def test_bad_hf_input_is_one_sentence_and_exit_2(overrides, words, llama_dir, tm
         key, value = o.split("=", 1)
         resolved.append(f"{key}={subst.get(value, value)}")
     capsys.readouterr()  # what building the models above printed
-    code, out, err = run_cli(
+    code, out, err = run_main(
         ["train", "--config", "keywords", "--mode", "serial", "--run-dir", tmp_path / "r", "task.max_prompt_tokens=512"]
         + resolved,
         capsys,
@@ -351,7 +302,7 @@ def test_grad_checkpointing_recomputes_layers_and_gives_the_same_update():
     )
     results = []
     for checkpointing in (False, True):
-        net = HFQNetwork(QNetConfig(q_head="dueling", hf_path="test"), lm=tiny_lm("gpt2"))
+        net = HFQNetwork(QNetConfig(q_head="dueling_max", hf_path="test"), lm=tiny_lm("gpt2"))
         cfg = LearnerConfig(device="cpu", grad_checkpointing=checkpointing, metrics_every=1)
         learner = Learner(cfg, net.cfg, net=net)
         calls = []

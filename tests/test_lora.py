@@ -18,8 +18,8 @@ import torch
 
 pytest.importorskip("peft")
 
-from hf_models import save_tiny_model  # noqa: E402
-from test_hf import PROMPTS, exported_and_ours, run_cli, tiny_lm  # noqa: E402
+from hf_models import PROMPTS, exported_and_ours, save_tiny_model, tiny_lm  # noqa: E402
+from procs import run_main  # noqa: E402
 
 from learner.config import LearnerConfig, QNetConfig  # noqa: E402
 from learner.hf import HFQNetwork  # noqa: E402
@@ -27,7 +27,7 @@ from learner.learner import Learner  # noqa: E402
 from learner.lora import AdapterTarget, merge_lora  # noqa: E402
 from replay.episodes import SampledBatch  # noqa: E402
 
-LORA = QNetConfig(q_head="dueling", lora_rank=4, hf_path="tiny", token_bias=True)
+LORA = QNetConfig(q_head="dueling_max", lora_rank=4, hf_path="tiny", token_bias=True)
 
 
 def batch(seed: int = 0) -> SampledBatch:
@@ -100,8 +100,8 @@ def test_polyak_target_moves_the_adapter_copy_by_tau():
 
 def test_the_prior_is_the_base_model_with_the_adapters_off_exactly():
     lm = tiny_lm("llama")
-    untouched = HFQNetwork(QNetConfig(q_head="logits", hf_path="tiny"), lm=copy.deepcopy(lm))
-    prior = HFQNetwork(QNetConfig(q_head="logits", hf_path="tiny"), lm=lm, base_only=True)
+    untouched = HFQNetwork(QNetConfig(q_head="plain", hf_path="tiny"), lm=copy.deepcopy(lm))
+    prior = HFQNetwork(QNetConfig(q_head="plain", hf_path="tiny"), lm=lm, base_only=True)
     learner = Learner(LearnerConfig(device="cpu", lr=0.05), LORA, net=HFQNetwork(LORA, lm=lm))  # shares lm
     for i in range(3):
         learner.update(batch(i))
@@ -170,13 +170,13 @@ def test_a_lora_run_checkpoints_adapters_resumes_and_reports_its_publish_size(lo
     summary = json.loads((run / "summary.json").read_text())
     assert summary["learner_updates"] == 8 and summary["resumed_from_updates"] == 4
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))
-    online = state["learner"]["online"]
+    online = state.learner["online"]
     assert online and all("lora_" in k or not k.startswith("lm.") for k in online)
     assert summary["trainable_parameters"] == sum(v.numel() for v in online.values())
     assert summary["trainable_parameters"] < summary["num_parameters"] / 4
     # the adapters and heads as float32 numpy arrays, nothing else
     assert summary["weights_bytes_per_publish"] == 4 * summary["trainable_parameters"]
-    assert state["learner"]["base"]["path"] == str(model)
+    assert state.learner["base"]["path"] == str(model)
 
 
 @pytest.mark.slow
@@ -184,9 +184,9 @@ def test_eval_and_export_of_a_lora_run(lora_run, tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
     model, run = lora_run
-    code, _, err = run_cli(["eval", "--run-dir", run, "--prompts", "12"], capsys)
+    code, _, err = run_main(["eval", "--run-dir", run, "--prompts", "12"], capsys)
     assert code == 0, err
-    code, _, err = run_cli(["export", "--run-dir", run, "--out", tmp_path / "merged"], capsys)
+    code, _, err = run_main(["export", "--run-dir", run, "--out", tmp_path / "merged"], capsys)
     assert code == 0, err
     ours, theirs = exported_and_ours(run, tmp_path / "merged", 12)
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
@@ -206,7 +206,7 @@ def test_adapters_on_another_base_model_are_refused_in_one_sentence(lora_run, tm
     config["init"]["from_hf"] = str(other)
     (moved / "config.json").write_text(json.dumps(config))
     for args in (["eval", "--run-dir", moved], ["train", "--resume", moved, "train.total_updates=10"]):
-        code, _, err = run_cli(args, capsys)
+        code, _, err = run_main(args, capsys)
         assert code == 2 and "Traceback" not in err, err
         assert err.strip().count("\n") == 0 and "fingerprint" in err, err
 
@@ -232,7 +232,7 @@ def test_bad_lora_and_gguf_input_is_one_sentence_and_exit_2(overrides, words, ti
     bad.write_bytes(b"GGUF" + bytes(range(200)))
     resolved = [o.replace("BADGGUF", str(bad)) for o in overrides]
     capsys.readouterr()
-    code, _, err = run_cli(
+    code, _, err = run_main(
         ["train", "--config", "keywords", "--mode", "serial", "--run-dir", tmp_path / "r", f"init.from_hf={model}"]
         + resolved,
         capsys,
@@ -278,7 +278,7 @@ def test_smollm2_loads_from_gguf_and_imports_to_a_model_directory(tmp_path, caps
     from learner.hf import load_causal_lm
 
     gguf = smollm2_gguf()
-    code, out, err = run_cli(["hf-import", gguf, "--out", tmp_path / "smollm2"], capsys)
+    code, out, err = run_main(["hf-import", gguf, "--out", tmp_path / "smollm2"], capsys)
     assert code == 0, err
     lm = AutoModelForCausalLM.from_pretrained(tmp_path / "smollm2")
     assert type(lm).__name__ == "LlamaForCausalLM"
@@ -302,7 +302,18 @@ def test_the_memory_script_compares_full_fine_tuning_with_lora(tmp_path):
     import sys
 
     model = save_tiny_model(tmp_path / "llama", "llama")
-    args = [sys.executable, "-m", "tokenq.bench.hf_memory", str(model), "--lora-rank", "4", "--batch", "2", "--prompt", "4"]
+    args = [
+        sys.executable,
+        "-m",
+        "tokenq.bench.hf_memory",
+        str(model),
+        "--lora-rank",
+        "4",
+        "--batch",
+        "2",
+        "--prompt",
+        "4",
+    ]
     out = subprocess.run(args + ["--steps", "4", "--updates", "1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     full, lora = (json.loads(line) for line in out.stdout.strip().splitlines())
@@ -314,8 +325,8 @@ def test_the_memory_script_compares_full_fine_tuning_with_lora(tmp_path):
 
 
 def test_lora_with_the_logits_head_still_trains_the_adapters():
-    """q_head=logits with LoRA is allowed: no head is added, but the adapters train and move Q."""
-    cfg = QNetConfig(q_head="logits", lora_rank=4, hf_path="tiny")
+    """q_head=plain with LoRA is allowed: no head is added, but the adapters train and move Q."""
+    cfg = QNetConfig(q_head="plain", lora_rank=4, hf_path="tiny")
     learner = Learner(LearnerConfig(device="cpu", lr=0.01), cfg, net=HFQNetwork(cfg, lm=tiny_lm("llama")))
     assert set(learner.get_weights()) and all("lora_" in k for k in learner.get_weights())
     actions = torch.as_tensor(batch().actions)
