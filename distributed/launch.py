@@ -81,15 +81,7 @@ def check_snapshots(cfg, prompt_len: int, max_steps: int, snapshot_dir: Path) ->
 def learner_settings(cfg, checkpoint_dir: Path | None) -> LearnerSettings:
     t, r = cfg.train, cfg.replay
     return LearnerSettings(
-        loop=LoopSettings(
-            batch_size=cfg.learner.batch_size,
-            total_updates=t.total_updates,
-            beta=r.beta,
-            max_lag=r.max_lag,
-            publish_every=t.publish_every,
-            checkpoint_every=t.checkpoint_every,
-            lookahead=True,  # the next batch's copy to the device overlaps the update
-        ),
+        loop=LoopSettings.of(cfg, lookahead=True),  # the next batch's copy to the device overlaps the update
         prefetch=r.prefetch,
         torch_threads=t.torch_threads,
         seed=t.seed,

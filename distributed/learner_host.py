@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -28,15 +28,16 @@ from learner.loop import LearnerLoop, LoopSettings
 
 @dataclass(frozen=True)
 class LearnerSettings:
-    """What the learner host needs beyond its learner: the loop's settings, and its own."""
+    """What the learner host needs beyond its learner: the loop's settings, and its own (the config's values:
+    distributed/launch.py's learner_settings)."""
 
-    loop: LoopSettings = field(default_factory=lambda: LoopSettings(lookahead=True))
-    prefetch: int = 2  # batches in flight (replay.prefetch)
-    torch_threads: int = 0  # 0 keeps torch's default (train.torch_threads)
-    seed: int = 0
-    checkpoint_dir: str = ""  # "" = no checkpoints
-    keep_checkpoints: int = 3
-    config: dict = field(default_factory=dict)  # the run's config, stored in every checkpoint
+    loop: LoopSettings
+    prefetch: int  # batches in flight (replay.prefetch)
+    torch_threads: int  # 0 keeps torch's default (train.torch_threads)
+    seed: int
+    checkpoint_dir: str  # "" = no checkpoints
+    keep_checkpoints: int
+    config: dict  # the run's config, stored in every checkpoint
 
 
 class ShardSource:

@@ -37,15 +37,32 @@ class BatchSource(Protocol):
 
 @dataclass(frozen=True)
 class LoopSettings:
-    batch_size: int = 32  # episodes per update (learner.batch_size)
-    total_updates: int = 1500  # the loop ends there (train.total_updates)
-    beta: float = 0.4  # importance-sampling exponent at the start, annealed to 1 (replay.beta)
-    max_lag: int = 0  # skip episodes more than this many versions old; 0 = off (replay.max_lag)
-    publish_every: int = 10  # updates between weight publications (train.publish_every)
-    checkpoint_every: int = 500  # updates between checkpoints (train.checkpoint_every); 0 = none
+    """The run config's values of these names (their defaults and documentation live in the config); `of` reads
+    them."""
+
+    batch_size: int  # episodes per update (learner.batch_size)
+    total_updates: int  # the loop ends there (train.total_updates)
+    beta: float  # importance-sampling exponent at the start, annealed to 1 (replay.beta)
+    max_lag: int  # skip episodes more than this many versions old; 0 = off (replay.max_lag)
+    publish_every: int  # updates between weight publications (train.publish_every)
+    checkpoint_every: int  # updates between checkpoints (train.checkpoint_every); 0 = none
     # Sample (and stage to the device) the next batch before updating on the current one, so that its copy overlaps
     # the update. The Ray host does; serial mode does not: there the next draw must see this update's priorities.
-    lookahead: bool = False
+    lookahead: bool
+
+    @classmethod
+    def of(cls, cfg, lookahead: bool) -> LoopSettings:
+        """From a run config (its learner, train and replay sections)."""
+        t, r = cfg.train, cfg.replay
+        return cls(
+            batch_size=cfg.learner.batch_size,
+            total_updates=t.total_updates,
+            beta=r.beta,
+            max_lag=r.max_lag,
+            publish_every=t.publish_every,
+            checkpoint_every=t.checkpoint_every,
+            lookahead=lookahead,
+        )
 
 
 def _no_losses(losses: list[tuple[int, float]]) -> None:

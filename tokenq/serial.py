@@ -85,14 +85,7 @@ def train_serial(
     loop = LearnerLoop(
         learner,
         ReplaySource(replay, limiter, cfg.learner.batch_size),
-        LoopSettings(
-            batch_size=cfg.learner.batch_size,
-            total_updates=t.total_updates,
-            beta=cfg.replay.beta,
-            max_lag=cfg.replay.max_lag,
-            publish_every=t.publish_every,
-            checkpoint_every=t.checkpoint_every,
-        ),
+        LoopSettings.of(cfg, lookahead=False),
         publish=lambda u: worker.set_weights(learner.get_weights(), u),
         checkpoint=checkpoint,
         after_update=evaluate,
