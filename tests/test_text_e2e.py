@@ -2,13 +2,17 @@
 generate, evaluate against the baseline; and the `article` preset on this task in local multi-process mode."""
 
 import json
+import math
 
+import numpy as np
 import pytest
+import torch
 from procs import run_cli
 
+from actors.rollout import generate
 from tokenq.cli import main
 from tokenq.config import load_config
-from tokenq.evaluate_run import evaluate_run, generate_one
+from tokenq.evaluate_run import evaluate_run, generate_one, load_run
 from tokenq.pretrain import pretrain
 from tokenq.serial import train_serial
 
@@ -25,8 +29,28 @@ SMALL = [
 def lm_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("lm")
     summary = pretrain(load_config("keywords", SMALL), run)
-    assert summary["vocab_size"] > 1000 and summary["heldout_perplexity"] > 1
+    # better than a uniform guess over the vocabulary, whose perplexity is the vocabulary's size
+    assert summary["vocab_size"] > 1000 and summary["heldout_perplexity"] < summary["vocab_size"]
     return run
+
+
+def recounted_text_metrics(run_dir, num_prompts: int) -> tuple[float, float]:
+    """(keyword coverage, prior perplexity) of a run's greedy generations on its held-out prompts, counted one
+    episode at a time: the share of the prompt's keywords among the generated tokens, and exp of the mean -log p of
+    every generated token (EOS included) under the prior, from one unpadded forward pass per episode."""
+    spec, net, _, _ = load_run(run_dir, num_prompts=num_prompts)
+    batch = generate(net, spec.task, spec.heldout, 0.0, np.random.default_rng(0))  # what `tokenq eval` generates
+    prior = spec.task.prior.net
+    shares, nll, tokens = [], 0.0, 0
+    for prompt, actions, n in zip(spec.heldout, batch.actions, batch.lengths.tolist()):
+        generated = set(actions[:n].tolist())
+        shares.append(sum(int(k) in generated for k in prompt) / len(prompt))
+        with torch.no_grad():  # logits at the n positions that chose actions[0], ..., actions[n - 1]
+            logits = prior(torch.as_tensor(prompt[None]), torch.as_tensor(actions[None, : n - 1]))[0]  # (n, V)
+        logp = torch.log_softmax(logits.double(), dim=-1)
+        nll -= sum(float(logp[t, a]) for t, a in enumerate(actions[:n].tolist()))
+        tokens += n
+    return float(np.mean(shares)), math.exp(nll / tokens)
 
 
 def test_keywords_from_a_warm_start_reports_text_metrics(lm_run, tmp_path):
@@ -38,9 +62,11 @@ def test_keywords_from_a_warm_start_reports_text_metrics(lm_run, tmp_path):
     ev = summary["eval"]
     for key in ("keyword_coverage", "prior_perplexity", "distinct_2", "mean_return"):
         assert key in ev and key in ev["baseline"], key
-    assert 0 <= ev["keyword_coverage"] <= 1 and ev["prior_perplexity"] > 1
     result = evaluate_run(tmp_path, num_prompts=20)
     assert result["num_prompts"] == 20 and "baseline" in result
+    coverage, perplexity = recounted_text_metrics(tmp_path, 20)
+    assert result["keyword_coverage"] == pytest.approx(coverage, abs=1e-12)  # a multiple of 1 / (20 * 2)
+    assert result["prior_perplexity"] == pytest.approx(perplexity, rel=1e-4)  # float32 batched against float64
     out = generate_one(tmp_path, "man house")
     n = len(out["tokens"])
     assert n >= 1 and all(len(out[k]) == n for k in ("values", "q_taken", "rewards"))
