@@ -25,7 +25,7 @@ class DistributedTotals:
     # push to a shard as it died.
     replay_transitions_lost_in_shards: int
     replay_transitions_lost_in_pushes: int
-    replay_lost_window_s: float  # how long the shard-held losses had taken to insert (< replay.snapshot_every_s)
+    replay_lost_window_s: float  # how long the shard-held losses had taken to insert (about replay.snapshot_every_s)
     samples_lost: int
     learner_node: str | None
     shard_nodes: list
