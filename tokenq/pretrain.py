@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from actors.text import WordTokenizer
 from actors.tokenizer import EOS, PAD
-from learner.checkpoint import save_checkpoint
+from learner.checkpoint import Checkpoint
 from learner.learner import Learner
 from tokenq.build import resolve_net_config
 from tokenq.config import Config, ConfigError
@@ -133,12 +133,8 @@ def pretrain(cfg: Config, run_dir: Path) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(run_dir / "tokenizer.json")
     write_json(run_dir / "config.json", cfg.to_dict())
-    save_checkpoint(
-        run_dir / "checkpoints",
-        learner.updates,
-        {"learner": learner.state_dict(), "config": cfg.to_dict(), "counters": {"tokens": tokens_seen}},
-        cfg.train.keep_checkpoints,
-    )
+    ckpt = Checkpoint(learner=learner.state_dict(), config=cfg.to_dict(), counters={"tokens": tokens_seen})
+    ckpt.save(run_dir / "checkpoints", cfg.train.keep_checkpoints)
     summary = {
         "mode": "pretrain",
         "sentences": len(ids),
