@@ -70,7 +70,7 @@ class LearnerActor:
         self.learner = make_learner()
         self.learner.mark_good()
         # The store exists before the learner; the shards are looked up when the loop starts.
-        self.settings, self.names, self.sampler = settings, names, None
+        self.settings, self.names = settings, names
         self.store = ray.get_actor(names["store"], namespace=names["namespace"])
         self.stopping = False
         self.loop_done = threading.Event()
@@ -128,11 +128,10 @@ class LearnerActor:
         s = self.settings
         self.loop_done.clear()
         try:
-            if self.sampler is None:
+            if self.source.sampler is None:
                 _, shards = lookup(self.names)
                 limiter = ray.get_actor(self.names["limiter"], namespace=self.names["namespace"])
-                self.sampler = ShardSampler(shards, limiter, s.loop.batch_size, s.prefetch, s.seed + 17)
-                self.source.sampler = self.sampler
+                self.source.sampler = ShardSampler(shards, limiter, s.loop.batch_size, s.prefetch, s.seed + 17)
             self.run_t0 = time.perf_counter() - self.wall_s  # a second run() continues the clock
             self.loop.run(self._stopped)
         finally:
@@ -174,7 +173,7 @@ class LearnerActor:
         return {"checkpoint": path, "online": weights_arrays(self.learner.get_weights()), "weights_version": version}
 
     def progress(self) -> dict:
-        staleness = self.loop.staleness
+        staleness, sampler = self.loop.staleness, self.source.sampler
         run = staleness.summary()
         return {
             "updates": self.learner.updates,
@@ -183,9 +182,9 @@ class LearnerActor:
             "metrics": self.loop.metrics,
             "nonfinite_updates": self.learner.nonfinite_updates,
             "rollbacks": self.learner.rollbacks,
-            "lost_samples": self.sampler.lost_samples if self.sampler else 0,
+            "lost_samples": sampler.lost_samples if sampler else 0,
             "wall_s": self._wall_s(),
-            "idle_s": self.sampler.idle_s if self.sampler else 0.0,  # blocked on replay or the rate limiter
+            "idle_s": sampler.idle_s if sampler else 0.0,  # blocked on replay or the rate limiter
             **staleness.window(),
             "run_lag_mean": run["episode_lag_mean"],
             "run_lag_max": run["episode_lag_max"],

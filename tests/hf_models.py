@@ -33,33 +33,36 @@ def train_tokenizer(vocab_size: int = 400, chat_template: str | None = None):
     return fast
 
 
+def _tiny_causal_lm(arch: str, vocab: int, positions: int, **config):
+    """A 2-layer, width-32 Llama (4 heads, 2 KV heads) or GPT-2 (4 heads) from its config; `config` adds settings."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    if arch == "llama":
+        return LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=vocab,
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                max_position_embeddings=positions,
+                **config,
+            )
+        )
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=positions, **config)
+    )
+
+
 def save_tiny_model(path: Path, arch: str = "llama", vocab_size: int = 400, chat_template: str | None = None, seed=0):
     """A randomly initialised tiny causal LM and its tokenizer, saved with save_pretrained to `path`. Weights are
     drawn wider than usual (std 0.2) so that greedy text depends on the prompt, not one token repeated."""
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
-
     tok = train_tokenizer(vocab_size, chat_template)
     ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     torch.manual_seed(seed)
-    if arch == "llama":
-        cfg = LlamaConfig(
-            vocab_size=len(tok),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-            tie_word_embeddings=True,
-            initializer_range=0.2,
-            **ids,
-        )
-        model = LlamaForCausalLM(cfg)
-    else:
-        cfg = GPT2Config(
-            vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=128, initializer_range=0.2, **ids
-        )
-        model = GPT2LMHeadModel(cfg)
+    tied = {"tie_word_embeddings": True} if arch == "llama" else {}
+    model = _tiny_causal_lm(arch, len(tok), 128, initializer_range=0.2, **tied, **ids)
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return Path(path)
@@ -67,23 +70,10 @@ def save_tiny_model(path: Path, arch: str = "llama", vocab_size: int = 400, chat
 
 def tiny_lm(arch: str, seed: int = 0, vocab: int = 101):
     """A randomly initialised tiny Llama or GPT-2 in eval mode, built from a config alone (no tokenizer)."""
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
-
     torch.manual_seed(seed)
     if arch == "llama":
-        cfg = LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-            initializer_range=0.2,
-        )
-        return LlamaForCausalLM(cfg).eval()
-    cfg = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=0, eos_token_id=1)
-    return GPT2LMHeadModel(cfg).eval()
+        return _tiny_causal_lm(arch, vocab, 64, initializer_range=0.2).eval()
+    return _tiny_causal_lm(arch, vocab, 64, bos_token_id=0, eos_token_id=1).eval()
 
 
 # Prompts of 5, 2, 3 and 1 tokens in one batch, right-padded with -1.
