@@ -1,9 +1,8 @@
-"""Text for Hugging Face models: prompt templates, sentences and keywords of a corpus, and the subword tokenizer.
+"""A Hugging Face tokenizer as tokenq's text tasks read it (actors/text_task.py reads every tokenizer the same way).
 
-Tasks over a subword vocabulary reward decoded text, not token ids: a keyword counts when it appears as a whole word
-in the decoded generation. Prompts are sentences (optionally through the tokenizer's chat template) of any length;
-a (B, P) prompt array is right-padded with PROMPT_PAD (-1), a value no token has, so each prompt's length is kept
-wherever the array goes (episode batches, replay shards, the learner).
+Prompts are instructions (through the tokenizer's chat template when it has one) of any length; a (B, P) prompt
+array is right-padded with PROMPT_PAD (-1), a value no token has, so each prompt's length is kept wherever the array
+goes (episode batches, replay shards, the learner).
 
 Pure: imports neither ray nor torch; `transformers` only inside `HFTokenizer.load`.
 """
@@ -11,8 +10,6 @@ Pure: imports neither ray nor torch; `transformers` only inside `HFTokenizer.loa
 from __future__ import annotations
 
 import hashlib
-import re
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,64 +18,15 @@ import numpy as np
 from actors.text import TextError
 from replay.episodes import PROMPT_PAD
 
-KEYWORDS_PROMPT = "Write a sentence with the words {keywords}."
-TOPIC_PROMPT = "Write one sentence about {topic}."
-_KEYWORDS_SLOT = re.compile(r"Write a sentence with the words (.+?)\.")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_WORD = re.compile(r"[A-Za-z]+")
-
-# Function words (and the templates' own words) never chosen as keywords or topics.
-STOPWORDS = frozenset(
-    """a an the this that these those some any every each no one two three four five six seven eight nine ten
-    i you he she it we they me him her us them my your his its our their mine yours who whom whose which what
-    and or but because so if when while as than then of in on at to from by with without about into onto over
-    under after before near behind above below through across around between is are was were be been being am
-    do does did done has have had having will would can could shall should may might must not very too also
-    there here where why how all both more most many much few little other another such only just write
-    sentence words""".split()
-)
-
-
-def keywords_prompt(keywords: Sequence[str]) -> str:
-    return KEYWORDS_PROMPT.format(keywords=", ".join(keywords))
-
-
-def prompt_keywords(prompt_text: str) -> list[str]:
-    """The keywords a `keywords_prompt` names, found in decoded prompt text (a chat template around it is fine)."""
-    match = _KEYWORDS_SLOT.search(prompt_text)
-    return [w.strip().lower() for w in match.group(1).split(",")] if match else []
-
-
-def split_sentences(lines: Sequence[str]) -> list[str]:
-    """Sentences of plain-text lines (one paragraph or sentence per line), whitespace collapsed."""
-    out = []
-    for line in lines:
-        for s in _SENTENCE_END.split(" ".join(line.split())):
-            if _WORD.search(s):
-                out.append(s)
-    return out
-
-
-def content_words(sentences: Sequence[str], size: int, min_len: int = 3) -> list[str]:
-    """The `size` most frequent lowercase words of at least `min_len` letters that are not function words."""
-    counts = Counter(
-        w for s in sentences for w in (m.lower() for m in _WORD.findall(s)) if len(w) >= min_len and w not in STOPWORDS
-    )
-    return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
-
-
-def whole_word_spans(text: str, word: str) -> list[tuple[int, int]]:
-    """(start, end) character spans where `word` appears as a whole word, case-insensitive."""
-    return [m.span() for m in re.finditer(rf"(?<![A-Za-z]){re.escape(word)}(?![A-Za-z])", text, re.IGNORECASE)]
-
-
-def count_words(text: str) -> int:
-    return len(_WORD.findall(text))
-
 
 class HFTokenizer:
     """A Hugging Face tokenizer as tokenq's tasks use it: ids in, text out, EOS known, prompts through the chat
-    template when asked. `vocab_size` is the model's (Q covers every row of its output layer)."""
+    template when asked. `vocab_size` is the model's (Q covers every row of its output layer). Its prompts are
+    instructions of any length, right-padded; a subword token may be part of a longer word, so a word is known
+    complete only at the token after it."""
+
+    bare_prompts = False
+    whole_word_tokens = False
 
     def __init__(self, tok, vocab_size: int, chat_template: str = "auto"):
         if tok.eos_token_id is None:
@@ -150,17 +98,3 @@ def pad_prompts(rows: Sequence[Sequence[int]], width: int | None = None) -> np.n
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
-
-
-def read_text_lines(path: Path) -> list[str]:
-    """Non-empty lines of a UTF-8 text file (a corpus of prose), or one clear sentence."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise TextError(f"cannot read corpus {path}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise TextError(f"corpus {path} is not UTF-8 text") from None
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise TextError(f"corpus {path} is empty (no words found)")
-    return lines

@@ -1,4 +1,5 @@
-"""Real text: a word-level tokenizer built from a corpus, corpus and prompt-file reading with clear errors.
+"""Text: the word tokenizer, corpus and prompt-file reading with clear errors, and what every text task reads in
+decoded text (one stopword list, one content-word picker, whole-word matching, word counts).
 
 Pure: imports neither ray nor torch.
 """
@@ -9,13 +10,27 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from actors.tokenizer import BOS, EOS, PAD, SEP, SPECIAL_TOKENS
 
 UNK = 4
 WORD_SPECIALS = (*SPECIAL_TOKENS, "<unk>")
-_WORD = re.compile(r"[a-z]+|[.,!?;:]")
+_TOKEN = re.compile(r"[a-z]+|[.,!?;:]")
+_WORD = re.compile(r"[A-Za-z]+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+# Function words (and the prompt templates' own words) never chosen as keywords or topics.
+STOPWORDS = frozenset(
+    """a an the this that these those some any every each no one two three four five six seven eight nine ten
+    i you he she it we they me him her us them my your his its our their mine yours who whom whose which what
+    and or but because so if when while as than then of in on at to from by with without about into onto over
+    under after before near behind above below through across around between is are was were be been being am
+    do does did done has have had having will would can could shall should may might must not very too also
+    there here where why how all both more most many much few little other another such only just write
+    sentence words""".split()
+)
 
 
 class TextError(ValueError):
@@ -24,21 +39,64 @@ class TextError(ValueError):
 
 def words(text: str) -> list[str]:
     """Lowercased words and punctuation marks, the unit of the word tokenizer."""
-    return _WORD.findall(text.lower())
+    return _TOKEN.findall(text.lower())
+
+
+def count_words(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def own_words(sentence: str, min_len: int = 3) -> list[str]:
+    """A sentence's distinct lowercase content words (at least `min_len` letters, no function word), in order."""
+    found = (w.lower() for w in _WORD.findall(sentence))
+    return list(dict.fromkeys(w for w in found if len(w) >= min_len and w not in STOPWORDS))
+
+
+def rank_words(sentences: Sequence[str]) -> list[str]:
+    """A corpus's distinct lowercase words, most frequent first (ties alphabetical)."""
+    counts = Counter(m.lower() for s in sentences for m in _WORD.findall(s))
+    return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def content_words(ranked: Sequence[str], size: int, min_len: int = 3) -> list[str]:
+    """The first `size` of `ranked` (words, most frequent first: `rank_words` of a corpus, or a word vocabulary)
+    that are words of at least `min_len` letters and not function words: the keywords and topics of prompts."""
+    return [w for w in ranked if w.isalpha() and len(w) >= min_len and w not in STOPWORDS][:size]
+
+
+def whole_word_spans(text: str, word: str) -> list[tuple[int, int]]:
+    """(start, end) character spans where `word` appears as a whole word, case-insensitive."""
+    return [m.span() for m in re.finditer(rf"(?<![A-Za-z]){re.escape(word)}(?![A-Za-z])", text, re.IGNORECASE)]
+
+
+def split_sentences(lines: Sequence[str]) -> list[str]:
+    """Sentences of plain-text lines (one paragraph or sentence per line), whitespace collapsed."""
+    out = []
+    for line in lines:
+        for s in _SENTENCE_END.split(" ".join(line.split())):
+            if _WORD.search(s):
+                out.append(s)
+    return out
 
 
 class WordTokenizer:
-    """PAD=0, BOS=1, EOS=2, SEP=3, UNK=4, then the corpus's words, most frequent first."""
+    """PAD=0, BOS=1, EOS=2, SEP=3, UNK=4, then the corpus's words, most frequent first.
+
+    Its prompts are bare words (`bare_prompts`): a keyword prompt is the keywords themselves, as `tokenq pretrain`
+    shows them to the network, every prompt the same number of tokens. Each token is a whole word
+    (`whole_word_tokens`), so a word is known complete at its own token."""
 
     pad_id, bos_id, eos_id, sep_id, unk_id = PAD, BOS, EOS, SEP, UNK
+    bare_prompts = True
+    whole_word_tokens = True
 
     def __init__(self, vocab: list[str]):
         self.vocab = list(vocab)
         self._ids = {w: i + len(WORD_SPECIALS) for i, w in enumerate(self.vocab)}
 
     @classmethod
-    def from_sentences(cls, sentences: list[list[str]], max_vocab: int) -> WordTokenizer:
-        counts = Counter(w for s in sentences for w in s)
+    def from_sentences(cls, sentences: Sequence[str], max_vocab: int) -> WordTokenizer:
+        counts = Counter(w for s in sentences for w in words(s))
         keep = max(0, max_vocab - len(WORD_SPECIALS))
         return cls([w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:keep]])
 
@@ -64,10 +122,15 @@ class WordTokenizer:
             out.append(i)
         return out
 
+    def encode_prompt(self, text: str) -> list[int]:
+        return self.encode(text)
+
     def decode(self, ids, skip_special: bool = True) -> str:
         out = []
         for i in ids:
             i = int(i)
+            if i < 0:
+                continue
             if i < len(WORD_SPECIALS):
                 if not skip_special:
                     out.append(WORD_SPECIALS[i])
@@ -76,6 +139,10 @@ class WordTokenizer:
             else:
                 out.append(f"<{i}>")
         return " ".join(out)
+
+    def pieces(self) -> list[str]:
+        """The text of every token id alone: " word" (words join with spaces), "" for the special tokens."""
+        return [""] * len(WORD_SPECIALS) + [" " + w for w in self.vocab]
 
     def fingerprint(self) -> str:
         return hashlib.sha256("\n".join(self.vocab).encode()).hexdigest()[:16]
@@ -98,8 +165,8 @@ class WordTokenizer:
         return tok
 
 
-def read_corpus(path: Path) -> list[list[str]]:
-    """Sentences (lists of words) from plain text (one sentence or paragraph per line) or JSONL ({"text": ...})."""
+def read_corpus(path: Path) -> list[str]:
+    """Sentences of text from plain text (sentences or paragraphs, one per line) or JSONL ({"text": ...})."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -112,10 +179,20 @@ def read_corpus(path: Path) -> list[list[str]]:
     lines = [line for line in text.splitlines() if line.strip()]
     if path.suffix == ".jsonl":
         lines = [_jsonl_field(path, n, line, ("text",)) for n, line in enumerate(lines, 1)]
-    sentences = [w for w in (words(line) for line in lines) if w]
+    sentences = split_sentences(lines)
     if not sentences:
         raise TextError(f"corpus {path} is empty (no words found)")
     return sentences
+
+
+def load_corpus(path: str, num_sentences: int, seed: int) -> list[str]:
+    """The corpus a text task and pretraining read: the file at `path`, or `num_sentences` sentences of the built-in
+    grammar drawn from `seed` when `path` is empty."""
+    if path:
+        return read_corpus(Path(path))
+    from actors.corpus.grammar import generate_corpus
+
+    return generate_corpus(num_sentences, seed=seed)
 
 
 def _jsonl_field(path: Path, line_no: int, line: str, keys: tuple[str, ...]) -> str:
@@ -144,6 +221,3 @@ def read_prompt_file(path: Path) -> list[str]:
     if not lines:
         raise TextError(f"prompt file {path} holds no prompts")
     return lines
-
-
-__all__ = ["BOS", "EOS", "PAD", "SEP", "UNK", "TextError", "WordTokenizer", "read_corpus", "read_prompt_file", "words"]

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from actors.corpus.grammar import generate_corpus
-from actors.hf_text import TOPIC_PROMPT, content_words, keywords_prompt
+from actors.text import content_words, rank_words
+from actors.text_task import TOPIC_PROMPT, keywords_prompt
 
 
 def train_tokenizer(vocab_size: int = 400, chat_template: str | None = None):
@@ -16,8 +17,8 @@ def train_tokenizer(vocab_size: int = 400, chat_template: str | None = None):
     from transformers import PreTrainedTokenizerFast
 
     sentences = generate_corpus(3000, seed=0)
-    pool = content_words(sentences, 50)
-    prompts = [keywords_prompt(pool[i : i + 2]) for i in range(0, 48)] + [TOPIC_PROMPT.format(topic=w) for w in pool]
+    pool = content_words(rank_words(sentences), 50)
+    prompts = [keywords_prompt(pool[i : i + 2]) for i in range(0, 48)] + [TOPIC_PROMPT.format(keywords=w) for w in pool]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -88,7 +89,7 @@ def exported_and_ours(run, exported_dir, n: int) -> tuple[list, list]:
     from tokenq.evaluate_run import generate_texts, load_run
 
     spec, net, _, _ = load_run(run)
-    words = spec.task.pool
+    words = spec.task.prompts.pool
     prompts = [keywords_prompt([words[i], words[(i * 7 + 3) % len(words)]]) for i in range(n)]
     ours = [g["token_ids"] for g in generate_texts(spec, net, prompts)]
     exported = AutoModelForCausalLM.from_pretrained(exported_dir)

@@ -16,8 +16,8 @@ pytest.importorskip("transformers")
 from hf_models import PROMPTS, exported_and_ours, save_tiny_model, tiny_lm, train_tokenizer  # noqa: E402
 from procs import run_main  # noqa: E402
 
-from actors.hf_tasks import HFTextTask  # noqa: E402
-from actors.hf_text import HFTokenizer, keywords_prompt, pad_prompts  # noqa: E402
+from actors.hf_text import HFTokenizer, pad_prompts  # noqa: E402
+from actors.text_task import keywords_prompt, text_task  # noqa: E402
 from learner.config import QNetConfig  # noqa: E402
 from learner.hf import HFQNetwork  # noqa: E402
 
@@ -65,7 +65,9 @@ def tokenizer():
 
 
 def make_task(tokenizer, name="keywords", **kw):
-    return HFTextTask(name, tokenizer, None, ["dog", "cat", "house", "river"], 2, 16, 32, 128, **kw)
+    return text_task(
+        name, tokenizer, None, ["dog", "cat", "house", "river"], max_length=16, prompt_len=32, context=128, **kw
+    )
 
 
 def ids_of(tokenizer, text):
@@ -244,15 +246,14 @@ def test_without_the_extra_a_hf_feature_names_the_extra(tmp_path, llama_dir):
 def test_a_user_reward_function_reads_decoded_text(tokenizer):
     from reward_fns import short_words
 
-    task = HFTextTask(
+    task = text_task(
         "tests.reward_fns:short_words",
         tokenizer,
         None,
         ["dog", "cat"],
-        2,
-        16,
-        32,
-        128,
+        max_length=16,
+        prompt_len=32,
+        context=128,
         eos_reward=0.0,
         prior_coef=0.0,
         reward_fn=short_words,
@@ -273,7 +274,7 @@ def test_chat_template_wraps_prompts_and_keywords_are_still_read(tmp_path):
     text = keywords_prompt(["dog", "cat"])
     assert tok.decode(with_chat.encode_prompt(text)) == f"<|user|>{text}\n<|assistant|>"
     assert tok.decode(without.encode_prompt(text), skip_special_tokens=True) == text
-    task = HFTextTask("keywords", with_chat, None, ["dog", "cat"], 2, 16, 64, 256)
+    task = text_task("keywords", with_chat, None, ["dog", "cat"], max_length=16, prompt_len=64, context=256)
     assert task.keywords_of(task.encode_prompts([text], "test")) == [["dog", "cat"]]
 
 

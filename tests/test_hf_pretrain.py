@@ -12,9 +12,11 @@ pytest.importorskip("transformers")
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM  # noqa: E402
 
 from actors.corpus.grammar import generate_corpus  # noqa: E402
-from actors.hf_text import HFTokenizer, keywords_prompt  # noqa: E402
+from actors.hf_text import HFTokenizer  # noqa: E402
+from actors.text_task import keywords_prompt  # noqa: E402
 from tokenq.config import ConfigError, load_config  # noqa: E402
-from tokenq.hf_pretrain import continuation_loss, make_batch, pretrain_hf  # noqa: E402
+from tokenq.hf_pretrain import continuation_loss, make_batch  # noqa: E402
+from tokenq.pretrain import pretrain  # noqa: E402
 
 TINY = [
     "model.d_model=32",
@@ -30,7 +32,7 @@ STEPS = 60  # with 1 step the perplexities stay near the vocabulary size (~290) 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("hf")
-    summary = pretrain_hf(load_config("hf-small", [f"pretrain.steps={STEPS}", *TINY]), run_dir)
+    summary = pretrain(load_config("hf-small", [f"pretrain.steps={STEPS}", *TINY]), run_dir)
     return run_dir, summary
 
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 from procs import run_cli
 
-from actors.text import UNK, TextError, WordTokenizer, read_corpus, read_prompt_file, words
-from actors.text_tasks import PriorModel, TextTask
+from actors.text import UNK, TextError, WordTokenizer, read_corpus, read_prompt_file
+from actors.text_task import PriorModel, text_task
 from actors.tokenizer import EOS
 from learner.model import QNetConfig, QNetwork
 
 
 def test_word_tokenizer_orders_by_frequency_and_round_trips(tmp_path):
-    sents = [words("The cat sat."), words("the dog sat"), words("THE cat")]
+    sents = ["The cat sat.", "the dog sat", "THE cat"]
     tok = WordTokenizer.from_sentences(sents, max_vocab=8)  # 5 specials + 3 words
     assert tok.vocab == ["the", "cat", "sat"] and tok.vocab_size == 8
     assert tok.encode("the cat") == [5, 6]
@@ -44,7 +44,7 @@ def test_corpus_and_prompt_file_errors_name_the_file(tmp_path):
     with pytest.raises(TextError, match="c.jsonl line 2 has no string field 'text'"):
         read_corpus(jsonl)
     jsonl.write_text('{"text": "Hello, world!"}\n')
-    assert read_corpus(jsonl) == [["hello", ",", "world", "!"]]
+    assert read_corpus(jsonl) == ["Hello, world!"]
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"prompt": "cat dog"}\n')
     assert read_prompt_file(prompts) == ["cat dog"]
@@ -65,13 +65,13 @@ def test_keywords_rewards_by_hand():
     tok = WordTokenizer(["cat", "dog", "sat", "ran"])  # ids 5, 6, 7, 8
     bias = [0.0] * 5 + [np.log(4.0), 0.0, np.log(2.0), 0.0]
     prior = _uniform_prior(9, bias)
-    task = TextTask(
+    task = text_task(
         "keywords",
         tok,
         prior,
+        ["cat", "dog", "sat", "ran"],
         num_keywords=2,
         max_length=6,
-        keyword_pool=[5, 6, 7, 8],
         keyword_reward=1.0,
         eos_reward=0.5,
         prior_coef=2.0,
@@ -101,7 +101,7 @@ def test_prompt_words_outside_vocabulary_are_one_sentence(tmp_path):
     from actors.tasks import TaskError
 
     tok = WordTokenizer(["cat", "dog", "sat"])
-    task = TextTask("keywords", tok, None, 2, 6, [5, 6, 7], 1.0, 1.0, 0.0, "gap")
+    task = text_task("keywords", tok, None, ["cat", "dog", "sat"], max_length=6, prior_coef=0.0)
     with pytest.raises(TaskError, match=r"p.txt line 2 \('cat zebra'\): word 'zebra' is not in the vocabulary"):
         task.encode_prompts(["cat dog", "cat zebra"], "p.txt")
     with pytest.raises(TaskError, match="has 3 tokens; task keywords takes 2"):

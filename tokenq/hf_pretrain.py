@@ -1,16 +1,11 @@
-"""`tokenq pretrain` with `pretrain.hf_arch: llama`: a small Hugging Face Llama and a byte-level BPE tokenizer, both
-trained from scratch on one corpus and saved as a standard model directory (RUN_DIR/hf) for `init.from_hf`.
-
-Each sentence is the continuation of a prompt in the templates that Q-learning uses later (keyword and topic
-prompts), and the loss covers the continuation only: the model learns p(sentence | prompt), with a weak copy
-habit (keyword_prompt_frac of the prompts name the sentence's own words) for Q-learning to build on.
+"""`tokenq pretrain` with `pretrain.hf_arch: llama` (the loop is tokenq/pretrain.py's): a small Hugging Face Llama
+and a byte-level BPE tokenizer, both trained from scratch on one corpus and saved as a standard model directory
+(RUN_DIR/hf) for `init.from_hf`. Prompts are the text tasks' instructions (keywords or a topic), so the model
+learns p(sentence | prompt).
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,29 +14,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from actors.hf_text import (
-    STOPWORDS,
-    TOPIC_PROMPT,
-    HFTokenizer,
-    content_words,
-    keywords_prompt,
-    read_text_lines,
-    split_sentences,
-)
+from actors.hf_text import HFTokenizer
+from actors.text import content_words, own_words, rank_words
+from actors.text_task import SentencePrompts
 from tokenq.config import Config, ConfigError
-from tokenq.run_dir import write_json
 
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-log = logging.getLogger("tokenq")
-
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>"]
-TOPIC_PROMPT_FRAC = 0.25  # share of sentences prompted with a topic (the rest: keywords)
 BPE_PROMPTS = 5000  # prompt texts added to the BPE corpus, so the template words become whole tokens
-EVAL_BATCH = 256
 IGNORE = -100  # label of positions outside the loss (prompt and padding), F.cross_entropy's ignore_index
-_WORD = re.compile(r"[A-Za-z]+")
 
 
 @dataclass
@@ -49,15 +32,6 @@ class Batch:
     input_ids: torch.Tensor  # (B, L) prompt then continuation, right-padded with the pad id
     attention_mask: torch.Tensor  # (B, L) 1 on real tokens
     labels: torch.Tensor  # (B, L) the continuation's ids (EOS included), IGNORE elsewhere
-
-
-def load_corpus(cfg: Config) -> list[str]:
-    """Sentences of task.corpus, or of the built-in grammar when it is unset."""
-    if cfg.task.corpus:
-        return split_sentences(read_text_lines(Path(cfg.task.corpus)))
-    from actors.corpus.grammar import generate_corpus
-
-    return generate_corpus(cfg.task.corpus_sentences, seed=cfg.train.seed)
 
 
 def train_bpe(texts: list[str], vocab_size: int, max_tokens: int) -> PreTrainedTokenizerFast:
@@ -85,62 +59,6 @@ def train_bpe(texts: list[str], vocab_size: int, max_tokens: int) -> PreTrainedT
         clean_up_tokenization_spaces=False,
         model_max_length=max_tokens,
     )
-
-
-class PromptSampler:
-    """Prompt text for a sentence: a topic it is about, or keywords it contains (keyword_prompt_frac) or not."""
-
-    def __init__(self, cfg: Config, pool: list[str], rng: np.random.Generator):
-        if len(pool) < cfg.task.num_keywords:
-            raise ConfigError(
-                f"the corpus has {len(pool)} content words, fewer than task.num_keywords={cfg.task.num_keywords}"
-            )
-        self.cfg, self.pool, self.rng = cfg, pool, rng
-        self.pool_set = set(pool)
-
-    def own_words(self, sentence: str) -> list[str]:
-        """The sentence's distinct content words, in order. Any content word, not only the keyword pool's: a copy
-        habit learned on pool words alone would reach only the quarter of sentences that hold two of them."""
-        words = _WORD.findall(sentence.lower())
-        return list(dict.fromkeys(w for w in words if len(w) >= 3 and w not in STOPWORDS))
-
-    def text(self, own: list[str]) -> str:
-        rng, k = self.rng, self.cfg.task.num_keywords
-        if rng.random() < TOPIC_PROMPT_FRAC:
-            return TOPIC_PROMPT.format(topic=rng.choice(own or self.pool))
-        if len(own) >= k and rng.random() < self.cfg.pretrain.keyword_prompt_frac:
-            return keywords_prompt(list(rng.permutation(own)[:k]))
-        return keywords_prompt(list(rng.choice(self.pool, size=k, replace=False)))
-
-
-class Examples:
-    """The encoded sentences; each batch draws fresh prompts for them, so a sentence seen twice is seen under
-    different prompts."""
-
-    def __init__(
-        self, cfg: Config, sampler: PromptSampler, tokenizer: HFTokenizer, sentences: list[str], conts: list[list[int]]
-    ):
-        self.max_prompt_tokens = cfg.task.max_prompt_tokens
-        self.sampler, self.tokenizer, self.conts = sampler, tokenizer, conts
-        self.own = [sampler.own_words(s) for s in sentences]
-        self._prompt_ids: dict[str, list[int]] = {}
-
-    def __len__(self) -> int:
-        return len(self.conts)
-
-    def prompt_ids(self, row: int) -> list[int]:
-        text = self.sampler.text(self.own[row])
-        if text not in self._prompt_ids:
-            self._prompt_ids[text] = self.tokenizer.encode_prompt(text)
-        return self._prompt_ids[text]
-
-    def batch(self, rows: np.ndarray) -> Batch:
-        """Rows whose prompt is longer than task.max_prompt_tokens are left out."""
-        pairs = [(self.prompt_ids(r), self.conts[r]) for r in rows]
-        pairs = [(p, c) for p, c in pairs if len(p) <= self.max_prompt_tokens]
-        if not pairs:
-            raise ConfigError(f"task.max_prompt_tokens={self.max_prompt_tokens} is shorter than every prompt drawn")
-        return make_batch([p for p, _ in pairs], [c for _, c in pairs], self.tokenizer.pad_id)
 
 
 def make_batch(prompts: list[list[int]], continuations: list[list[int]], pad_id: int) -> Batch:
@@ -199,104 +117,71 @@ def encode_continuations(
     eos = hf_tok.eos_token_id
     encoded = hf_tok([" " + s for s in sentences], add_special_tokens=False)["input_ids"]
     kept = [(s, ids + [eos]) for s, ids in zip(sentences, encoded) if len(ids) < cfg.task.max_length]
-    if len(kept) <= cfg.pretrain.heldout_sentences:
-        raise ConfigError(
-            f"the corpus has {len(kept)} sentences of fewer than task.max_length={cfg.task.max_length} tokens; "
-            f"pretraining needs more than pretrain.heldout_sentences={cfg.pretrain.heldout_sentences}"
-        )
     return [s for s, _ in kept], [c for _, c in kept]
 
 
-def heldout_loss(model: LlamaForCausalLM, batches: list[Batch]) -> float:
-    """Mean per-token loss over the held-out continuations."""
-    total, count = 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for batch in batches:
-            ce, n = continuation_loss(model, batch)
-            total, count = total + float(ce), count + n
-    model.train()
-    return total / count
+class HFLM:
+    """A Llama and its BPE tokenizer, trained on the sentences and a sample of prompts (so the template words become
+    whole tokens); the examples are sentences that fit in task.max_length tokens, prompted afresh per batch."""
 
+    def __init__(self, cfg: Config, sentences: list[str], rng: np.random.Generator):
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            raise ConfigError('pretrain.hf_arch needs the Hugging Face extra: pip install -e ".[hf]"') from None
+        t = cfg.task
+        self.cfg, self.max_prompt_tokens = cfg, t.max_prompt_tokens
+        self.sampler = SentencePrompts.of(cfg, content_words(rank_words(sentences), t.keyword_pool), rng, bare=False)
+        picks = rng.integers(0, len(sentences), BPE_PROMPTS)
+        bpe_prompts = [self.sampler.text(own_words(sentences[i])) for i in picks]
+        self.hf_tok = train_bpe(sentences + bpe_prompts, t.vocab_size, t.max_prompt_tokens + t.max_length)
+        self.tokenizer = HFTokenizer(self.hf_tok, len(self.hf_tok))
+        sentences, self.conts = encode_continuations(cfg, self.hf_tok, sentences)
+        self.own = [own_words(s) for s in sentences]
+        self._prompt_ids: dict[str, list[int]] = {}
+        self.model = build_model(cfg, self.hf_tok)
 
-def prepare(cfg: Config, rng: np.random.Generator) -> tuple[PreTrainedTokenizerFast, Examples]:
-    """The tokenizer, trained on the sentences and a sample of prompts (so the template words become whole
-    tokens), and the examples: sentences that fit in task.max_length tokens."""
-    sentences = load_corpus(cfg)
-    sampler = PromptSampler(cfg, content_words(sentences, cfg.task.keyword_pool), rng)
-    picks = rng.integers(0, len(sentences), BPE_PROMPTS)
-    bpe_prompts = [sampler.text(sampler.own_words(sentences[i])) for i in picks]
-    hf_tok = train_bpe(sentences + bpe_prompts, cfg.task.vocab_size, cfg.task.max_prompt_tokens + cfg.task.max_length)
-    sentences, conts = encode_continuations(cfg, hf_tok, sentences)
-    return hf_tok, Examples(cfg, sampler, HFTokenizer(hf_tok, len(hf_tok)), sentences, conts)
+    @property
+    def num_examples(self) -> int:
+        return len(self.conts)
 
+    @property
+    def vocab_size(self) -> int:
+        return len(self.hf_tok)
 
-def train(
-    cfg: Config, model: LlamaForCausalLM, examples: Examples, rows: np.ndarray, rng: np.random.Generator, t0: float
-) -> int:
-    """AdamW on the continuation loss of batches drawn from `rows`; returns the tokens trained on."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain.lr, weight_decay=cfg.learner.weight_decay)
-    tokens_seen = 0
-    for step in range(1, cfg.pretrain.steps + 1):
-        ce, n = continuation_loss(model, examples.batch(rows[rng.integers(0, len(rows), cfg.pretrain.batch_size)]))
-        loss = ce / n
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.learner.grad_clip)
-        optimizer.step()
-        tokens_seen += n
-        if step % 250 == 0 or step == cfg.pretrain.steps:
-            elapsed = time.perf_counter() - t0
-            log.info("pretrain step %5d  loss %.3f  tokens %d  %.0fs", step, loss.item(), tokens_seen, elapsed)
-    return tokens_seen
+    def num_parameters(self) -> int:
+        return self.model.num_parameters()
 
+    def trained_parameters(self):
+        return self.model.parameters()
 
-def pretrain_hf(cfg: Config, run_dir: Path) -> dict:
-    """Train the tokenizer and the model, save both to RUN_DIR/hf; returns the summary (pretrain_summary.json)."""
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        raise ConfigError('pretrain.hf_arch needs the Hugging Face extra: pip install -e ".[hf]"') from None
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(cfg.train.seed)
-    hf_tok, examples = prepare(cfg, rng)
-    # Held-out sentences are never trained on; their prompts are drawn once.
-    order = rng.permutation(len(examples))
-    held, rows = order[: cfg.pretrain.heldout_sentences], order[cfg.pretrain.heldout_sentences :]
-    held_batches = [examples.batch(held[i : i + EVAL_BATCH]) for i in range(0, len(held), EVAL_BATCH)]
-    model = build_model(cfg, hf_tok)
-    log.info(
-        "pretrain (llama): %d sentences (%d held out), BPE vocabulary %d, keyword pool %d, %d parameters",
-        len(examples),
-        len(held),
-        len(hf_tok),
-        len(examples.sampler.pool),
-        model.num_parameters(),
-    )
-    tokens_seen = train(cfg, model, examples, rows, rng, t0)
-    held_loss = heldout_loss(model, held_batches)
+    def prompt_ids(self, row: int) -> list[int]:
+        text = self.sampler.text(self.own[row])
+        if text not in self._prompt_ids:
+            self._prompt_ids[text] = self.tokenizer.encode_prompt(text)
+        return self._prompt_ids[text]
 
-    run_dir = Path(run_dir)
-    hf_dir = run_dir / "hf"
-    hf_dir.mkdir(parents=True, exist_ok=True)
-    from transformers.utils import logging as hf_logging
+    def batch(self, rows: np.ndarray) -> Batch:
+        """Rows whose prompt is longer than task.max_prompt_tokens are left out."""
+        pairs = [(self.prompt_ids(r), self.conts[r]) for r in rows]
+        pairs = [(p, c) for p, c in pairs if len(p) <= self.max_prompt_tokens]
+        if not pairs:
+            raise ConfigError(f"task.max_prompt_tokens={self.max_prompt_tokens} is shorter than every prompt drawn")
+        return make_batch([p for p, _ in pairs], [c for _, c in pairs], self.tokenizer.pad_id)
 
-    hf_logging.disable_progress_bar()  # a "Writing model shards" bar would follow the last progress line
-    model.save_pretrained(hf_dir)
-    hf_tok.save_pretrained(hf_dir)
-    write_json(run_dir / "config.json", cfg.to_dict())
-    summary = {
-        "mode": "pretrain",
-        "arch": "llama",
-        "sentences": len(examples),
-        "vocab_size": len(hf_tok),
-        "steps": cfg.pretrain.steps,
-        "tokens_trained": tokens_seen,
-        "heldout_loss": round(held_loss, 4),
-        "heldout_perplexity": round(float(np.exp(held_loss)), 3),
-        "wall_time_s": round(time.perf_counter() - t0, 2),
-        "num_parameters": model.num_parameters(),
-        "hf_dir": str(hf_dir),
-    }
-    write_json(run_dir / "pretrain_summary.json", summary)
-    return summary
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, int]:
+        return continuation_loss(self.model, batch)
+
+    def eval(self) -> None:
+        self.model.eval()
+
+    def save(self, run_dir: Path, tokens_seen: int) -> dict:
+        """The model and tokenizer as a standard directory, RUN_DIR/hf."""
+        from transformers.utils import logging as hf_logging
+
+        hf_dir = run_dir / "hf"
+        hf_dir.mkdir(parents=True, exist_ok=True)
+        hf_logging.disable_progress_bar()  # a "Writing model shards" bar would follow the last progress line
+        self.model.save_pretrained(hf_dir)
+        self.hf_tok.save_pretrained(hf_dir)
+        return {"arch": "llama", "hf_dir": str(hf_dir)}

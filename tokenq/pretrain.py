@@ -1,8 +1,14 @@
-"""`tokenq pretrain`: fit the Q-network as a language model on a corpus (cross-entropy on next words), so that
-Q-learning on text starts from a fluent greedy policy (the warm start of Sequence Tutor, Jaques et al. 2017).
+"""`tokenq pretrain`: fit a language model on a corpus, so that Q-learning on text starts from a fluent greedy policy
+(the warm start of Sequence Tutor, Jaques et al. 2017).
 
-The prompt slots hold keyword prompts drawn independently of each sentence: the model learns p(sentence) and to
-ignore the prompt, which is what Q-learning then has to change.
+One loop for both kinds of model (`pretrain`): each sentence is the continuation of a prompt in the form the text
+task shows later, drawn afresh each time the sentence is drawn (`SentencePrompts`), and the loss covers the
+continuation only. `keyword_prompt_frac` of the prompts name the sentence's own words, a weak copy habit for
+Q-learning to build on; the rest name random keywords, so the model also learns to write without them.
+- `pretrain.hf_arch: ""`: tokenq's own network on a word vocabulary (`WordLM`, here); prompts are bare keywords,
+  saved as a run directory (tokenizer.json and a checkpoint) for `init.from_run`.
+- `pretrain.hf_arch: llama`: a Hugging Face Llama and a byte-level BPE tokenizer (tokenq/hf_pretrain.py); prompts
+  are the tasks' instructions, keywords or a topic, saved as a model directory (RUN_DIR/hf) for `init.from_hf`.
 """
 
 from __future__ import annotations
@@ -16,135 +22,168 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from actors.text import WordTokenizer
+from actors.text import WordTokenizer, content_words, own_words, words
+from actors.text_task import SentencePrompts
 from actors.tokenizer import EOS, PAD
 from learner.checkpoint import Checkpoint
 from learner.learner import Learner
-from tokenq.build import resolve_net_config
 from tokenq.config import Config, ConfigError
 from tokenq.run_dir import write_json
-from tokenq.text_setup import load_sentences, make_text_task
+from tokenq.text_setup import corpus
 
 log = logging.getLogger("tokenq")
 
-
-def encode_sentences(
-    tokenizer: WordTokenizer, sentences: list[list[str]], max_length: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(N, max_length) ids with EOS after each sentence, and lengths; sentences that do not fit are left out."""
-    fitting = [s for s in sentences if len(s) < max_length]
-    ids = np.full((len(fitting), max_length), PAD, dtype=np.int64)
-    lengths = np.zeros(len(fitting), dtype=np.int64)
-    for i, s in enumerate(fitting):
-        row = [tokenizer.id_of(w) or tokenizer.unk_id for w in s] + [EOS]
-        ids[i, : len(row)] = row
-        lengths[i] = len(row)
-    return ids, lengths
+EVAL_BATCH = 256
 
 
-def lm_loss(net, prompts: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over every real token (EOS included)."""
-    T = int(lengths.max())
-    logits = net(prompts, tokens[:, : T - 1])  # (B, T, V): predicts tokens[:, :T]
-    mask = torch.arange(T)[None, :] < lengths[:, None]
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens[:, :T].reshape(-1), reduction="none")
-    return (ce.view_as(mask) * mask).sum() / mask.sum()
+def fit(cfg: Config, params, loss_of, num_rows: int, rng: np.random.Generator, t0: float) -> int:
+    """AdamW on `loss_of(rows) -> (summed loss, tokens)` for batches of rows drawn from range(num_rows); returns
+    the tokens trained on."""
+    params = list(params)
+    optimizer = torch.optim.AdamW(params, lr=cfg.pretrain.lr, weight_decay=cfg.learner.weight_decay)
+    tokens_seen = 0
+    for step in range(1, cfg.pretrain.steps + 1):
+        ce, n = loss_of(rng.integers(0, num_rows, cfg.pretrain.batch_size))
+        loss = ce / n
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.learner.grad_clip)
+        optimizer.step()
+        tokens_seen += n
+        if step % 250 == 0 or step == cfg.pretrain.steps:
+            elapsed = time.perf_counter() - t0
+            log.info("pretrain step %5d  loss %.3f  tokens %d  %.0fs", step, loss.item(), tokens_seen, elapsed)
+    return tokens_seen
 
 
 def pretrain(cfg: Config, run_dir: Path) -> dict:
-    if cfg.pretrain.hf_arch:
-        from tokenq.hf_pretrain import pretrain_hf
-
-        return pretrain_hf(cfg, run_dir)
+    """Train the tokenizer and the language model, save both; returns the summary (pretrain_summary.json)."""
     t0 = time.perf_counter()
-    sentences = load_sentences(cfg)
-    tokenizer = WordTokenizer.from_sentences(sentences, cfg.task.vocab_size)
-    task = make_text_task(cfg, tokenizer, prior=None)
-    # The vocabulary is the tokenizer's; position tables keep a preset's size (the article's 100) when larger.
-    m = cfg.model
-    cfg.model = dataclasses.replace(
-        m,
-        vocab_size=tokenizer.vocab_size,
-        max_prompt_len=max(m.max_prompt_len, task.prompt_len),
-        max_gen_len=max(m.max_gen_len, task.max_steps),
-    )
-    net_cfg = resolve_net_config(cfg, task)
-    ids, lengths = encode_sentences(tokenizer, sentences, task.max_steps)
-    if len(ids) <= cfg.pretrain.heldout_sentences:
-        raise ConfigError(
-            f"the corpus has {len(ids)} sentences of fewer than task.max_length={task.max_steps} "
-            f"words; pretraining needs more than pretrain.heldout_sentences={cfg.pretrain.heldout_sentences}"
-        )
     rng = np.random.default_rng(cfg.train.seed)
-    order = rng.permutation(len(ids))
-    held, train = order[: cfg.pretrain.heldout_sentences], order[cfg.pretrain.heldout_sentences :]
-    learner = Learner(dataclasses.replace(cfg.learner, lr=cfg.pretrain.lr), net_cfg, seed=cfg.train.seed)
-    net = learner.online
-    # The language-model loss is blind to V(s) (softmax ignores a per-state constant); left in the optimizer,
-    # Adam would normalise its round-off gradients into full-size steps and V would drift far from 0.
-    trained = [p for n, p in net.named_parameters() if not n.startswith("value_head.")]
-    learner.optimizer = torch.optim.AdamW(trained, lr=cfg.pretrain.lr, weight_decay=cfg.learner.weight_decay)
+    if cfg.pretrain.hf_arch:
+        from tokenq.hf_pretrain import HFLM
+
+        lm = HFLM(cfg, corpus(cfg), rng)
+    else:
+        lm = WordLM(cfg, corpus(cfg), rng)
+    if lm.num_examples <= cfg.pretrain.heldout_sentences:
+        raise ConfigError(
+            f"the corpus has {lm.num_examples} sentences of fewer than task.max_length={cfg.task.max_length} "
+            f"tokens; pretraining needs more than pretrain.heldout_sentences={cfg.pretrain.heldout_sentences}"
+        )
+    # Held-out sentences are never trained on; their prompts are drawn once.
+    order = rng.permutation(lm.num_examples)
+    held, rows = order[: cfg.pretrain.heldout_sentences], order[cfg.pretrain.heldout_sentences :]
+    held_batches = [lm.batch(held[i : i + EVAL_BATCH]) for i in range(0, len(held), EVAL_BATCH)]
     log.info(
-        "pretrain: %d sentences (%d held out), vocabulary %d words, %d parameters",
-        len(ids),
+        "pretrain (%s): %d sentences (%d held out), vocabulary %d, keyword pool %d, %d parameters",
+        cfg.pretrain.hf_arch or "tokenq",
+        lm.num_examples,
         len(held),
-        tokenizer.vocab_size,
-        net.num_parameters(),
+        lm.vocab_size,
+        len(lm.sampler.pool),
+        lm.num_parameters(),
     )
-
-    pool = set(task.keyword_pool.tolist())
-    in_sentence = [np.array(sorted(set(row[:n].tolist()) & pool), dtype=np.int64) for row, n in zip(ids, lengths)]
-
-    def prompts_for(rows: np.ndarray) -> np.ndarray:
-        """Random keywords, or with probability keyword_prompt_frac keywords the sentence itself contains."""
-        prompts = task.sample_prompts(rng, len(rows))
-        for i, row in enumerate(rows):
-            own = in_sentence[row]
-            if len(own) >= task.prompt_len and rng.random() < cfg.pretrain.keyword_prompt_frac:
-                prompts[i] = rng.permutation(own)[: task.prompt_len]
-        return prompts
-
-    def batch(rows: np.ndarray):
-        return (torch.as_tensor(prompts_for(rows)), torch.as_tensor(ids[rows]), torch.as_tensor(lengths[rows]))
-
-    tokens_seen = 0
-    for step in range(1, cfg.pretrain.steps + 1):
-        rows = train[rng.integers(0, len(train), size=cfg.pretrain.batch_size)]
-        loss = lm_loss(net, *batch(rows))
-        learner.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.learner.grad_clip)
-        learner.optimizer.step()
-        tokens_seen += int(lengths[rows].sum())
-        if step % 250 == 0 or step == cfg.pretrain.steps:
-            log.info(
-                "pretrain step %5d  loss %.3f  tokens %d  %.0fs",
-                step,
-                loss.item(),
-                tokens_seen,
-                time.perf_counter() - t0,
-            )
+    tokens_seen = fit(cfg, lm.trained_parameters(), lambda r: lm.loss(lm.batch(rows[r])), len(rows), rng, t0)
+    lm.eval()
     with torch.no_grad():
-        held_loss = float(lm_loss(net.eval(), *batch(held)))
-    learner.updates, learner.transitions_trained = cfg.pretrain.steps, tokens_seen
-    learner.target.load_state_dict(net.state_dict())
+        total, count = 0.0, 0
+        for batch in held_batches:
+            ce, n = lm.loss(batch)
+            total, count = total + float(ce), count + n
+    held_loss = total / count
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(run_dir / "tokenizer.json")
+    extra = lm.save(run_dir, tokens_seen)
     write_json(run_dir / "config.json", cfg.to_dict())
-    ckpt = Checkpoint(learner=learner.state_dict(), config=cfg.to_dict(), counters={"tokens": tokens_seen})
-    ckpt.save(run_dir / "checkpoints", cfg.train.keep_checkpoints)
     summary = {
         "mode": "pretrain",
-        "sentences": len(ids),
-        "vocab_size": tokenizer.vocab_size,
+        "sentences": lm.num_examples,
+        "vocab_size": lm.vocab_size,
         "steps": cfg.pretrain.steps,
         "tokens_trained": tokens_seen,
         "heldout_loss": round(held_loss, 4),
         "heldout_perplexity": round(float(np.exp(held_loss)), 3),
         "wall_time_s": round(time.perf_counter() - t0, 2),
-        "num_parameters": net.num_parameters(),
-    }
+        "num_parameters": lm.num_parameters(),
+    } | extra
     write_json(run_dir / "pretrain_summary.json", summary)
     return summary
+
+
+class WordLM:
+    """tokenq's own network on a word vocabulary of the corpus: prompts are bare keywords (task.num_keywords of
+    them), sentences fit in task.max_length tokens with their EOS."""
+
+    def __init__(self, cfg: Config, sentences: list[str], rng: np.random.Generator):
+        self.cfg = cfg
+        self.tokenizer = WordTokenizer.from_sentences(sentences, cfg.task.vocab_size)
+        tok, k, T = self.tokenizer, cfg.task.num_keywords, cfg.task.max_length
+        self.sampler = SentencePrompts.of(cfg, content_words(tok.vocab, cfg.task.keyword_pool), rng, bare=True)
+        fitting = [s for s in (words(s) for s in sentences) if len(s) < T]
+        self.ids = np.full((len(fitting), T), PAD, dtype=np.int64)
+        self.lengths = np.zeros(len(fitting), dtype=np.int64)
+        for i, s in enumerate(fitting):
+            row = [tok.id_of(w) or tok.unk_id for w in s] + [EOS]
+            self.ids[i, : len(row)] = row
+            self.lengths[i] = len(row)
+        self.own = [[w for w in own_words(" ".join(s)) if tok.id_of(w) is not None] for s in fitting]
+        # The vocabulary is the tokenizer's; position tables keep a preset's size (the article's 100) when larger.
+        m = cfg.model
+        cfg.model = dataclasses.replace(
+            m,
+            vocab_size=tok.vocab_size,
+            max_prompt_len=max(m.max_prompt_len, k),
+            max_gen_len=max(m.max_gen_len, T),
+            bos_id=tok.bos_id,
+            sep_id=tok.sep_id,
+        )
+        self.learner = Learner(
+            dataclasses.replace(cfg.learner, lr=cfg.pretrain.lr),
+            dataclasses.replace(cfg.model),
+            seed=cfg.train.seed,
+        )
+        self.net = self.learner.online
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.ids)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def num_parameters(self) -> int:
+        return self.net.num_parameters()
+
+    def trained_parameters(self):
+        # The language-model loss is blind to V(s) (softmax ignores a per-state constant); left in the optimizer,
+        # Adam would normalise its round-off gradients into full-size steps and V would drift far from 0.
+        return [p for n, p in self.net.named_parameters() if not n.startswith("value_head.")]
+
+    def batch(self, rows: np.ndarray):
+        prompts = [self.tokenizer.encode(self.sampler.text(self.own[r])) for r in rows]
+        return torch.as_tensor(prompts), torch.as_tensor(self.ids[rows]), torch.as_tensor(self.lengths[rows])
+
+    def loss(self, batch) -> tuple[torch.Tensor, int]:
+        """Summed next-token cross-entropy over every real token (EOS included), and their number."""
+        prompts, tokens, lengths = batch
+        T = int(lengths.max())
+        logits = self.net(prompts, tokens[:, : T - 1])  # (B, T, V): predicts tokens[:, :T]
+        mask = torch.arange(T)[None, :] < lengths[:, None]
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens[:, :T].reshape(-1), reduction="none")
+        return (ce.view_as(mask) * mask).sum(), int(mask.sum())
+
+    def eval(self) -> None:
+        self.net.eval()
+
+    def save(self, run_dir: Path, tokens_seen: int) -> dict:
+        """tokenizer.json and a checkpoint, as `init.from_run` reads them."""
+        learner = self.learner
+        learner.updates, learner.transitions_trained = self.cfg.pretrain.steps, tokens_seen
+        learner.target.load_state_dict(self.net.state_dict())
+        self.tokenizer.save(run_dir / "tokenizer.json")
+        ckpt = Checkpoint(learner=learner.state_dict(), config=self.cfg.to_dict(), counters={"tokens": tokens_seen})
+        ckpt.save(run_dir / "checkpoints", self.cfg.train.keep_checkpoints)
+        return {}

@@ -1,7 +1,7 @@
-"""Building text tasks from a config: the corpus, the word tokenizer, the frozen prior and the keyword pool.
+"""Building the text task from a config: its tokenizer and frozen prior (a `tokenq pretrain` run's word
+vocabulary and network, or a Hugging Face model), the corpus and the keyword pool.
 
-A text task's tokenizer and prior come from a `tokenq pretrain` run (`init.from_run`); the trained network takes
-that run's model shape.
+With init.from_run the trained network takes that run's model shape.
 """
 
 from __future__ import annotations
@@ -12,55 +12,47 @@ from pathlib import Path
 import numpy as np
 
 from actors.tasks import TaskError
-from actors.text import TextError, WordTokenizer, read_corpus, read_prompt_file
-from actors.text_tasks import PriorModel, TextTask
+from actors.text import TextError, WordTokenizer, content_words, load_corpus, rank_words, read_prompt_file
+from actors.text_task import PriorModel, TextTask, text_task
 from learner.checkpoint import Checkpoint, CheckpointError, latest_checkpoint, load_checkpoint
 from learner.model import QNetConfig, QNetwork
 from tokenq.config import Config, ConfigError
 from tokenq.run_dir import read_run_config
 
-TEXT_TASKS = ("keywords", "fluency", "lipogram")
 
-# Function words never chosen as keywords.
-STOPWORDS = set(
-    """a an the this that these those some any every each no one two three four five six seven eight nine ten
-    i you he she it we they me him her us them my your his its our their mine yours who whom whose which what
-    and or but because so if when while as than then of in on at to from by with without about into onto over
-    under after before near behind above below through across around between is are was were be been being am
-    do does did done has have had having will would can could shall should may might must not very too also
-    there here where why how all both more most many much few little other another such only just""".split()
-)
+def corpus(cfg: Config) -> list[str]:
+    """The corpus's sentences: `task.corpus`, or sentences drawn from the built-in grammar."""
+    return load_corpus(cfg.task.corpus, cfg.task.corpus_sentences, cfg.train.seed)
 
 
-def load_sentences(cfg: Config) -> list[list[str]]:
-    """The corpus as lists of words: `task.corpus`, or sentences drawn from the built-in grammar."""
-    if cfg.task.corpus:
-        return read_corpus(Path(cfg.task.corpus))
-    from actors.corpus.grammar import generate_corpus
-
-    return [s.split() for s in generate_corpus(cfg.task.corpus_sentences, seed=cfg.train.seed)]
-
-
-def keyword_pool(tokenizer: WordTokenizer, size: int) -> list[int]:
-    """The `size` most frequent vocabulary words that are neither function words nor punctuation."""
-    pool = [tokenizer.id_of(w) for w in tokenizer.vocab if w.isalpha() and w not in STOPWORDS]
-    return pool[:size]
-
-
-def make_text_task(cfg: Config, tokenizer: WordTokenizer, prior: PriorModel | None) -> TextTask:
+def make_text_task(cfg: Config, tokenizer, prior: PriorModel | None, context: int | None = None) -> TextTask:
+    """The configured text task on `tokenizer`: keywords and topics are the corpus's most frequent content words."""
     t = cfg.task
-    task = TextTask(
-        t.name,
-        tokenizer,
-        prior,
-        t.num_keywords,
-        t.max_length,
-        keyword_pool(tokenizer, t.keyword_pool),
-        t.keyword_reward if t.name == "keywords" else 0.0,
-        t.eos_reward,
-        t.prior_coef,
-        t.prior_reward,
-    )
+    reward_fn = _user_reward_fn(t.name) if ":" in t.name else None
+    # a word vocabulary is its pretraining corpus's words, most frequent first
+    ranked = tokenizer.vocab if isinstance(tokenizer, WordTokenizer) else rank_words(corpus(cfg))
+    pool = content_words(ranked, t.keyword_pool)
+    try:
+        task = text_task(
+            t.name,
+            tokenizer,
+            prior,
+            pool,
+            num_keywords=t.num_keywords,
+            max_length=t.max_length,
+            prompt_len=t.max_prompt_tokens,
+            context=context,
+            keyword_reward=t.keyword_reward,
+            eos_reward=t.eos_reward,
+            prior_coef=t.prior_coef,
+            prior_reward=t.prior_reward,
+            banned=t.banned,
+            banned_reward=t.banned_reward,
+            min_words=t.min_words,
+            reward_fn=reward_fn,
+        )
+    except TaskError as err:
+        raise ConfigError(str(err)) from None
     if t.prompts_file:
         task.train_prompts = encode_prompt_file(task, t.prompts_file)
     return task
@@ -90,21 +82,45 @@ def apply_init_run(cfg: Config) -> None:
 
 
 def build_text_task(cfg: Config, with_prior: bool = True) -> TextTask:
+    """A text task with its tokenizer and frozen prior: a `tokenq pretrain` run's word vocabulary and network
+    (init.from_run), or the Hugging Face model in init.from_hf, which is then also the fluency prior (read with any
+    adapters off, so that a LoRA Q-network can share it: `acting_network`). `with_prior=False`: no prior (the
+    learner's process needs only the task's sizes)."""
     if cfg.init.from_hf:
-        return build_hf_task(cfg, with_prior)
-    if cfg.task.name == "lipogram":
-        raise ConfigError("task lipogram needs a Hugging Face model (init.from_hf=DIR)")
-    if not cfg.init.from_run:
+        tokenizer, prior_net, context = _hf_source(cfg, with_prior)
+    elif cfg.init.from_run:
+        tokenizer, prior_net, context = _run_source(cfg), None, None
+        if with_prior:
+            run_dir = Path(cfg.init.from_run)
+            prior_net = QNetwork(dataclasses.replace(cfg.model))
+            load_weights(prior_net, init_checkpoint(run_dir), run_dir)
+    else:
         raise ConfigError(
             f"task {cfg.task.name} needs init.from_hf=DIR (a Hugging Face model directory) or init.from_run=DIR (a "
             "run directory made by `tokenq pretrain`): its tokenizer and language model are the task's vocabulary "
             "and prior"
         )
-    run_dir = Path(cfg.init.from_run)
-    tokenizer = WordTokenizer.load(run_dir / "tokenizer.json")
-    prior_net = QNetwork(dataclasses.replace(cfg.model))
-    load_weights(prior_net, init_checkpoint(run_dir), run_dir)
-    return make_text_task(cfg, tokenizer, PriorModel(prior_net))
+    prior = PriorModel(prior_net) if prior_net is not None else None  # also the evaluation's perplexity
+    return make_text_task(cfg, tokenizer, prior, context)
+
+
+def _run_source(cfg: Config) -> WordTokenizer:
+    return WordTokenizer.load(Path(cfg.init.from_run) / "tokenizer.json")
+
+
+def _hf_source(cfg: Config, with_prior: bool):
+    """The Hugging Face model's tokenizer, the model itself as the prior's network, and its context length."""
+    from actors.hf_text import HFTokenizer
+    from learner.hf import HFQNetwork, context_length, load_causal_lm
+
+    lm = load_causal_lm(cfg.init.from_hf)
+    tokenizer = HFTokenizer.load(cfg.init.from_hf, lm.get_output_embeddings().out_features, cfg.task.chat_template)
+    prior_net = None
+    if with_prior:
+        prior_cfg = dataclasses.replace(cfg.model, hf_path=cfg.init.from_hf, q_head="plain")
+        prior_cfg.lora_rank, prior_cfg.token_bias = 0, False
+        prior_net = HFQNetwork(prior_cfg, lm=lm, base_only=True)
+    return tokenizer, prior_net, context_length(lm)
 
 
 def load_weights(net: QNetwork, state: Checkpoint, source) -> None:
@@ -117,17 +133,6 @@ def load_weights(net: QNetwork, state: Checkpoint, source) -> None:
     except (RuntimeError, KeyError, TypeError) as err:
         reason = str(err).strip().splitlines()[0][:120]
         raise CheckpointError(f"the checkpoint in {source} does not fit this model ({reason})") from None
-
-
-def hf_sentences(cfg: Config) -> list[str]:
-    """The corpus as sentences of text: `task.corpus` split at sentence ends, or the built-in grammar's."""
-    from actors.hf_text import read_text_lines, split_sentences
-
-    if cfg.task.corpus:
-        return split_sentences(read_text_lines(Path(cfg.task.corpus)))
-    from actors.corpus.grammar import generate_corpus
-
-    return generate_corpus(cfg.task.corpus_sentences, seed=cfg.train.seed)
 
 
 def _user_reward_fn(name: str):
@@ -143,43 +148,3 @@ def _user_reward_fn(name: str):
             f"task {name} is a Task class; with init.from_hf give a reward function fn(prompt, generated)"
         )
     return task.fn
-
-
-def build_hf_task(cfg: Config, with_prior: bool = True):
-    """A text task on the Hugging Face model in init.from_hf: its tokenizer, and the model itself frozen as the
-    fluency prior (read with any adapters off, so that a LoRA Q-network can share it: `acting_network`); keywords
-    and topics are the corpus's most frequent content words. `with_prior=False`: no prior (the learner's process
-    needs only the task's sizes)."""
-    from actors.hf_tasks import HFTextTask
-    from actors.hf_text import HFTokenizer, content_words
-    from learner.hf import HFQNetwork, context_length, load_causal_lm
-
-    t = cfg.task
-    reward_fn = _user_reward_fn(t.name) if ":" in t.name else None
-    lm = load_causal_lm(cfg.init.from_hf)
-    vocab = lm.get_output_embeddings().out_features
-    tokenizer = HFTokenizer.load(cfg.init.from_hf, vocab, t.chat_template)
-    prior_cfg = dataclasses.replace(cfg.model, hf_path=cfg.init.from_hf, q_head="plain")
-    prior_cfg.lora_rank, prior_cfg.token_bias = 0, False
-    prior = PriorModel(HFQNetwork(prior_cfg, lm=lm, base_only=True)) if t.prior_coef and with_prior else None
-    task = HFTextTask(
-        t.name,
-        tokenizer,
-        prior,
-        content_words(hf_sentences(cfg), t.keyword_pool),
-        t.num_keywords,
-        t.max_length,
-        t.max_prompt_tokens,
-        context_length(lm),
-        keyword_reward=t.keyword_reward,
-        eos_reward=t.eos_reward,
-        prior_coef=t.prior_coef,
-        prior_reward=t.prior_reward,
-        banned=t.banned,
-        banned_reward=t.banned_reward,
-        min_words=t.min_words,
-        reward_fn=reward_fn,
-    )
-    if t.prompts_file:
-        task.train_prompts = encode_prompt_file(task, t.prompts_file)
-    return task
