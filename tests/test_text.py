@@ -113,3 +113,22 @@ def test_pretrain_rejects_an_empty_corpus_on_the_command_line(tmp_path):
     empty.write_text("")
     proc = run_cli("pretrain", "--corpus", str(empty), "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 2 and "empty.txt is empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_lipogram_is_the_same_composition_on_the_word_tokenizer():
+    """The lipogram's parts (EOS, minimum words, banned letters) read decoded text, so they work on word tokens
+    as on subwords: a token with an "e" costs banned_reward, ending before min_words words turns EOS around."""
+    tok = WordTokenizer(["a", "big", "dog", "ran", "the", "ate", "cat"])  # ids 5..11
+    task = text_task("lipogram", tok, None, ["dog", "cat"], max_length=8, banned_reward=-1.0, eos_reward=1.0)
+    assert task.prompt_len == 1 and task.encode_prompts(["dog"], "t").tolist() == [[7]]  # a bare topic word
+    long_clean = np.array([[5, 6, 7, 8, EOS]])  # a big dog ran <eos>: 4 words, no "e"
+    short_dirty = np.array([[10, 7, 9, EOS, 0]])  # ate dog the <eos>: 3 words, two with an "e"
+    prompts = np.array([[7]])
+    r = task.episode_rewards(prompts, long_clean, np.array([5]))[0]
+    assert r.tolist() == [0, 0, 0, 0, 1.0]
+    r = task.episode_rewards(prompts, short_dirty, np.array([4]))[0]
+    assert r.tolist() == [-1.0, 0, -1.0, -1.0, 0]  # "ate", "the", and an early EOS
+    both = np.concatenate([long_clean, short_dirty])
+    assert task.success(np.repeat(prompts, 2, 0), both, np.array([5, 4])).tolist() == [True, False]
+    m = task.text_metrics(np.repeat(prompts, 2, 0), both, np.array([5, 4]))
+    assert m["constraint_success"] == 0.5 and m["mean_words"] == 3.5

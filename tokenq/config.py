@@ -433,10 +433,6 @@ def validate(cfg: Config, needs_hf_model: bool = True) -> None:
         not c.learner.grad_checkpointing or hf, "learner.grad_checkpointing needs a Hugging Face model (init.from_hf)"
     )
     _check(
-        c.task.name != "lipogram" or hf,
-        "task lipogram needs a Hugging Face model (init.from_hf=DIR): it rewards the letters of subword tokens",
-    )
-    _check(
         c.replay.capacity >= c.replay.num_shards * c.learner.batch_size,
         f"replay.capacity ({c.replay.capacity}) must hold at least learner.batch_size episodes per shard",
     )
