@@ -273,7 +273,7 @@ class TextTask(Task):
                 )
             if len(ids) > self.prompt_len:
                 raise TaskError(
-                    f"{source} line {n} ({text[:60]!r}) has {len(ids)} tokens, more than task.max_prompt_tokens="
+                    f"{source} line {n} ({text[:60]!r}) has {len(ids)} tokens, more than task.prompt_len="
                     f"{self.prompt_len}"
                 )
             rows.append(ids)

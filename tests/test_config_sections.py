@@ -11,6 +11,7 @@ from tokenq.config import ConfigError, load_config
     [
         (["model.dueling=true"], "model.dueling is no longer a setting; use model.q_head"),
         (["model.dueling_norm=max"], "model.dueling_norm is no longer a setting; use model.q_head: dueling"),
+        (["task.max_prompt_tokens=48"], "task.max_prompt_tokens is no longer a setting; use task.prompt_len"),
         (["model.q_head=logits"], "model.q_head=logits is now model.q_head=plain"),
         (["model.q_head=separate"], "model.q_head=separate needs a Hugging Face model"),
         (["init.from_hf=dir", "model.q_head=dueling"], "on a Hugging Face model use dueling_max"),

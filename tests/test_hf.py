@@ -212,7 +212,7 @@ def test_bad_hf_input_is_one_sentence_and_exit_2(overrides, words, llama_dir, tm
         resolved.append(f"{key}={subst.get(value, value)}")
     capsys.readouterr()  # what building the models above printed
     code, out, err = run_main(
-        ["train", "--config", "keywords", "--mode", "serial", "--run-dir", tmp_path / "r", "task.max_prompt_tokens=512"]
+        ["train", "--config", "keywords", "--mode", "serial", "--run-dir", tmp_path / "r", "task.prompt_len=512"]
         + resolved,
         capsys,
     )

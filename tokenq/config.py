@@ -26,10 +26,16 @@ class ConfigError(ValueError):
     pass
 
 
+TEXT_PROMPT_LEN = 64  # task.prompt_len=0 on a Hugging Face model
+
+
 @dataclass
 class TaskConfig:
     name: str = "reverse"  # a built-in task or module:attribute
-    prompt_len: int = 0  # letters (digits per operand for `add`); 0 keeps the task's default
+    # Prompt length in tokens: a letter task's letters (digits per operand for `add`); the longest text prompt on a
+    # Hugging Face model, chat template included (longer ones are refused). 0: the task's default (a letter task's
+    # own, TEXT_PROMPT_LEN tokens of text; a word vocabulary's prompts are always task.num_keywords words).
+    prompt_len: int = 0
     eval_prompts: int = 500  # held-out prompts for greedy evaluation
     eval_seed: int = 12345  # the held-out prompts are drawn from this seed and never trained on
     target_success: float = 0.95  # time_to_target_s is when greedy success first reaches this
@@ -48,11 +54,15 @@ class TaskConfig:
     eval_prompts_file: str = ""  # held-out evaluation prompts
     # Text tasks on a Hugging Face model (init.from_hf):
     chat_template: str = "auto"  # "auto": prompts go through the tokenizer's chat template when it has one; "none"
-    max_prompt_tokens: int = 64  # longest prompt in tokens (chat template included); longer ones are refused
     banned: str = "e"  # lipogram: letters no generated token may contain
     banned_reward: float = -1.0  # lipogram: reward for each generated token whose text holds a banned letter
     # lipogram: words a generation needs to count as a constraint success; ending before them costs eos_reward
     min_words: int = 4
+
+    @property
+    def text_prompt_len(self) -> int:
+        """The longest text prompt in tokens on a Hugging Face model."""
+        return self.prompt_len or TEXT_PROMPT_LEN
 
     def problems(self) -> list[str]:
         return problems_of(
@@ -72,7 +82,7 @@ class TaskConfig:
                 (self.min_words >= 0, f"task.min_words must be >= 0, got {self.min_words}"),
                 (self.vocab_size >= 16, f"task.vocab_size must be at least 16, got {self.vocab_size}"),
             ],
-            ("eval_prompts", "num_keywords", "keyword_pool", "max_length", "max_prompt_tokens", "corpus_sentences"),
+            ("eval_prompts", "num_keywords", "keyword_pool", "max_length", "corpus_sentences"),
         )
 
 
@@ -275,6 +285,7 @@ def _convert(key: str, raw: Any, kind: type) -> Any:
 RENAMED_KEYS = {
     "model.dueling": "model.q_head (plain, dueling, dueling_max or separate)",
     "model.dueling_norm": "model.q_head: dueling (centred on the mean) or dueling_max (on the max)",
+    "task.max_prompt_tokens": "task.prompt_len (the longest text prompt in tokens)",
 }
 RENAMED_VALUES = {("model.q_head", "logits"): "plain"}
 

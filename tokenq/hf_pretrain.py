@@ -99,7 +99,7 @@ def build_model(cfg: Config, hf_tok: PreTrainedTokenizerFast) -> LlamaForCausalL
         num_hidden_layers=m.n_layers,
         num_attention_heads=m.n_heads,
         num_key_value_heads=m.n_heads,
-        max_position_embeddings=cfg.task.max_prompt_tokens + cfg.task.max_length,
+        max_position_embeddings=cfg.task.text_prompt_len + cfg.task.max_length,
         tie_word_embeddings=True,
         bos_token_id=hf_tok.bos_token_id,
         eos_token_id=hf_tok.eos_token_id,
@@ -130,11 +130,11 @@ class HFLM:
         except ImportError:
             raise ConfigError('pretrain.hf_arch needs the Hugging Face extra: pip install -e ".[hf]"') from None
         t = cfg.task
-        self.cfg, self.max_prompt_tokens = cfg, t.max_prompt_tokens
+        self.cfg, self.max_prompt_tokens = cfg, t.text_prompt_len
         self.sampler = SentencePrompts.of(cfg, content_words(rank_words(sentences), t.keyword_pool), rng, bare=False)
         picks = rng.integers(0, len(sentences), BPE_PROMPTS)
         bpe_prompts = [self.sampler.text(own_words(sentences[i])) for i in picks]
-        self.hf_tok = train_bpe(sentences + bpe_prompts, t.vocab_size, t.max_prompt_tokens + t.max_length)
+        self.hf_tok = train_bpe(sentences + bpe_prompts, t.vocab_size, t.text_prompt_len + t.max_length)
         self.tokenizer = HFTokenizer(self.hf_tok, len(self.hf_tok))
         sentences, self.conts = encode_continuations(cfg, self.hf_tok, sentences)
         self.own = [own_words(s) for s in sentences]
@@ -162,11 +162,11 @@ class HFLM:
         return self._prompt_ids[text]
 
     def batch(self, rows: np.ndarray) -> Batch:
-        """Rows whose prompt is longer than task.max_prompt_tokens are left out."""
+        """Rows whose prompt is longer than task.prompt_len tokens are left out."""
         pairs = [(self.prompt_ids(r), self.conts[r]) for r in rows]
         pairs = [(p, c) for p, c in pairs if len(p) <= self.max_prompt_tokens]
         if not pairs:
-            raise ConfigError(f"task.max_prompt_tokens={self.max_prompt_tokens} is shorter than every prompt drawn")
+            raise ConfigError(f"task.prompt_len={self.max_prompt_tokens} is shorter than every prompt drawn")
         return make_batch([p for p, _ in pairs], [c for _, c in pairs], self.tokenizer.pad_id)
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, int]:

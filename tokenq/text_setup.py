@@ -28,6 +28,11 @@ def corpus(cfg: Config) -> list[str]:
 def make_text_task(cfg: Config, tokenizer, prior: PriorModel | None, context: int | None = None) -> TextTask:
     """The configured text task on `tokenizer`: keywords and topics are the corpus's most frequent content words."""
     t = cfg.task
+    if tokenizer.bare_prompts and t.prompt_len not in (0, t.num_keywords):
+        raise ConfigError(
+            f"task.prompt_len={t.prompt_len} does not apply: a word vocabulary's prompts are task.num_keywords="
+            f"{t.num_keywords} words"
+        )
     reward_fn = _user_reward_fn(t.name) if ":" in t.name else None
     # a word vocabulary is its pretraining corpus's words, most frequent first
     ranked = tokenizer.vocab if isinstance(tokenizer, WordTokenizer) else rank_words(corpus(cfg))
@@ -40,7 +45,7 @@ def make_text_task(cfg: Config, tokenizer, prior: PriorModel | None, context: in
             pool,
             num_keywords=t.num_keywords,
             max_length=t.max_length,
-            prompt_len=t.max_prompt_tokens,
+            prompt_len=t.text_prompt_len,
             context=context,
             keyword_reward=t.keyword_reward,
             eos_reward=t.eos_reward,

@@ -47,7 +47,7 @@ def hf_small_lm():
     cfg = load_config("hf-small")
     m, t = cfg.model, cfg.task
     d = m.d_model
-    return llama(t.vocab_size, d, m.mlp_ratio * d, m.n_layers, m.n_heads, m.n_heads, t.max_prompt_tokens + 64).eval()
+    return llama(t.vocab_size, d, m.mlp_ratio * d, m.n_layers, m.n_heads, m.n_heads, t.text_prompt_len + 64).eval()
 
 
 def bench_hf(reps: int, batch: int = 32, steps: int = 64) -> dict:
