@@ -16,10 +16,15 @@ Then Q(s_0) is the output at P-1 and Q(s_t) the output t columns later, for any 
 With `model.lora_rank` > 0 (learner/lora.py) the LM is frozen and carries adapters; the network's state dict is then
 its adapters and heads alone, which is what checkpoints keep and what actors receive. `base_only=True` makes a
 network that reads the base model with the adapters off: the fluency prior, sharing the LM with the Q-network.
+
+`save_pretrained` writes a directory as transformers and peft do: the adapters (peft's adapter_config.json and
+adapter_model.safetensors) or, without LoRA, the whole LM (its config.json and weights); the heads in
+`HEADS_FILE`; the QNetConfig and base reference in learner/qfunction.py's CONFIG_FILE.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import inspect
 import os
@@ -30,10 +35,22 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from learner.config import QNetConfig
-from learner.lora import adapters_off, add_lora, is_trained_key, weights_fingerprint
+from learner.config import LearnerConfig, QNetConfig
+from learner.lora import (
+    AdapterTarget,
+    adapters_off,
+    add_lora,
+    check_base,
+    is_trained_key,
+    load_adapters,
+    merge_lora,
+    save_adapters,
+    weights_fingerprint,
+)
+from learner.qfunction import QFunction, QFunctionError, Target, read_config, write_config
 
 Q_HEADS = ("dueling_max", "plain", "separate")
+HEADS_FILE = "heads.safetensors"  # v_head / q_head / token_bias: every trained weight outside the LM
 
 
 class HFModelError(ValueError):
@@ -174,14 +191,110 @@ class HFQNetwork(nn.Module):
             raise RuntimeError(f"adapters and heads differ: missing {missing[:3]}, unexpected {unexpected[:3]}")
         return super().load_state_dict(state_dict, strict=False, assign=assign)
 
-    def base_reference(self) -> dict[str, str]:
-        """The base model's path and weights fingerprint, stored in checkpoints in place of the base itself."""
+    @classmethod
+    def build(cls, cfg: QNetConfig, share_lm: QFunction | None = None) -> HFQNetwork:
+        """A network on `share_lm`'s LM (another HFQNetwork: the task's fluency prior) where sharing is safe: under
+        LoRA only the adapters train, and the prior reads the base with them off. A network that trains its LM in
+        full loads its own copy."""
+        if cfg.lora_rank > 0 and isinstance(share_lm, HFQNetwork):
+            return cls(cfg, lm=share_lm.lm)
+        return cls(cfg)
+
+    def base_reference(self) -> dict[str, str] | None:
+        """The base model's path and weights fingerprint, stored in checkpoints in place of the base itself: under
+        LoRA, the base beneath the adapters; with `base_only`, the base it reads (the prior, which a LoRA network
+        shares). None for a network that trains its LM in full: its state dict is the whole model."""
+        if self.cfg.lora_rank == 0 and not self.base_only:
+            return None
         if self._fingerprint is None:
             self._fingerprint = weights_fingerprint(self.lm)
         return {"path": self.cfg.hf_path, "fingerprint": self._fingerprint}
 
+    def make_target(self) -> Target:
+        """The frozen target: under LoRA a copy of the adapters and heads over this network's base (never copied),
+        else a copy of the whole network."""
+        if self.cfg.lora_rank > 0:
+            return AdapterTarget(self)
+        return copy.deepcopy(self).requires_grad_(False)
+
+    def param_groups(self, cfg: LearnerConfig) -> list[dict]:
+        """The trainable parameters; the heads the LM gains at `head_lr`, its token bias at `token_bias_lr`, when
+        they are set."""
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        head_lr = cfg.head_lr or cfg.lr
+        groups = [
+            {"params": [p for n, p in named if n.startswith("lm.")], "lr": cfg.lr},
+            {"params": [p for n, p in named if not n.startswith("lm.") and n != "token_bias"], "lr": head_lr},
+            {"params": [p for n, p in named if n == "token_bias"], "lr": cfg.token_bias_lr or head_lr},
+        ]
+        return [g for g in groups if g["params"]]
+
+    def describe(self) -> str:
+        lora = f" with LoRA rank {self.cfg.lora_rank}" if self.cfg.lora_rank > 0 else ""
+        return f"Hugging Face {type(self.lm).__name__}{lora}"
+
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    # ----- saving, loading and exporting as transformers and peft do -----
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Adapters (or the whole LM), heads and config in `directory` (the module docstring lists the files)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.cfg.lora_rank > 0:
+            save_adapters(self.lm, directory, self.cfg.hf_path)
+        else:
+            self.lm.save_pretrained(directory)
+        heads = {k: v.detach().contiguous() for k, v in super().state_dict().items() if not k.startswith("lm.")}
+        save_file(heads, directory / HEADS_FILE)
+        write_config(directory, self.cfg, self.base_reference())
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, lm: nn.Module | None = None) -> HFQNetwork:
+        """The network `save_pretrained` wrote to `directory`. Under LoRA its base is `lm`, or loaded from the
+        config's hf_path, and must be the base the adapters were trained on (one sentence if not); without LoRA the
+        directory holds the whole LM."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        cfg, base = read_config(directory)
+        if not cfg.hf_path:
+            raise QFunctionError(f"{directory} holds tokenq's own Q-network; load it with QNetwork.from_pretrained")
+        if cfg.lora_rank == 0:
+            if lm is not None:
+                raise QFunctionError(f"{directory} holds a whole fine-tuned model; give lm only with LoRA adapters")
+            lm = load_causal_lm(str(directory))
+        net = cls(cfg, lm=lm)
+        if cfg.lora_rank > 0:
+            check_base(base or {}, net.base_reference(), directory)
+            load_adapters(net.lm, directory)
+        result = nn.Module.load_state_dict(net, load_file(directory / HEADS_FILE), strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith("lm.")]
+        if missing or result.unexpected_keys:
+            raise QFunctionError(f"the heads in {directory} do not fit its config (missing {missing[:2]})")
+        return net
+
+    def export_model(self) -> nn.Module:
+        """The LM as a standard transformers model whose greedy policy is Q's (tokenq/export.py says what its head
+        computes): adapters merged into their layers, a separate Q head in place of the LM head. Like peft's
+        merge_and_unload it works in place: the network is not used after it."""
+        if self.token_bias is not None:
+            raise QFunctionError(
+                "this run learned a per-token bias (model.token_bias), which no standard LM head holds; export runs "
+                "trained without it"
+            )
+        lm = merge_lora(self.lm)
+        if self.q_head is not None:
+            head = nn.Linear(self.q_head.in_features, self.q_head.out_features, bias=self.q_head.bias is not None)
+            head.load_state_dict(self.q_head.state_dict())
+            lm.config.tie_word_embeddings = False  # the Q head is not the input embedding matrix
+            if hasattr(lm.config, "get_text_config"):
+                lm.config.get_text_config().tie_word_embeddings = False
+            lm.set_output_embeddings(head)
+        lm.config.use_cache = True  # the network turned it off for the learner's passes
+        return lm
 
     def _mode(self):
         return adapters_off(self.lm) if self.base_only else nullcontext()

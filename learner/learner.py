@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from learner.config import LearnerConfig, QNetConfig
-from learner.lora import AdapterTarget, check_base
+from learner.lora import check_base
 from learner.losses import double_dqn_loss, sequence_priorities, valid_mask
 from learner.model import make_network
+from learner.qfunction import QFunction
 from learner.staging import StagedBatch, Stager
 from replay.episodes import SampledBatch
 
@@ -33,21 +34,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Learner:
-    def __init__(self, cfg: LearnerConfig, net_cfg: QNetConfig, seed: int = 0, net: torch.nn.Module | None = None):
+    def __init__(self, cfg: LearnerConfig, net_cfg: QNetConfig, seed: int = 0, net: QFunction | None = None):
         """`net`: an online network already built (default: built from net_cfg)."""
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         torch.manual_seed(seed)
-        self.online = (net if net is not None else make_network(net_cfg)).to(self.device)
+        self.online: QFunction = (net if net is not None else make_network(net_cfg)).to(self.device)
         if cfg.grad_checkpointing:
             self.online.enable_grad_checkpointing()
-        self.target = make_target(self.online)
+        self.target = self.online.make_target()
         # self.online and self.target stay the plain modules: state_dict names get no "_orig_mod." prefix.
         compiled = compiled_forward if cfg.compile else (lambda m: m)
         self.online_fwd, self.target_fwd = compiled(self.online), compiled(self.target)
         self.trainable = [p for p in self.online.parameters() if p.requires_grad]  # with LoRA: adapters and heads
         self.optimizer = torch.optim.AdamW(
-            param_groups(self.online, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
+            self.online.param_groups(cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
         )
         self.updates = 0
         self.transitions_trained = 0
@@ -178,7 +179,8 @@ class Learner:
     def state_dict(self, device: str | None = None) -> dict:
         """Networks, optimizer and counters; `device="cpu"` returns copies on the CPU."""
         move = (lambda x: _to(x, device)) if device else (lambda x: x)
-        base = {"base": self.online.base_reference()} if getattr(self.online.cfg, "lora_rank", 0) else {}
+        reference = self.online.base_reference()
+        base = {"base": reference} if reference is not None else {}  # a LoRA network's base, checked on loading
         return base | {
             "online": move(self.online.state_dict()),
             "target": move(self.target.state_dict()),
@@ -238,28 +240,6 @@ def compiled_forward(net: torch.nn.Module):
         return fwd(prompts, actions)
 
     return forward
-
-
-def param_groups(online: torch.nn.Module, cfg: LearnerConfig) -> list[dict]:
-    """The trainable parameters; the heads a Hugging Face model gains at `head_lr`, its token bias at
-    `token_bias_lr`, when they are set."""
-    named = [(n, p) for n, p in online.named_parameters() if p.requires_grad]
-    if not hasattr(online, "lm"):
-        return [{"params": [p for _, p in named]}]
-    head_lr = cfg.head_lr or cfg.lr
-    groups = [
-        {"params": [p for n, p in named if n.startswith("lm.")], "lr": cfg.lr},
-        {"params": [p for n, p in named if not n.startswith("lm.") and n != "token_bias"], "lr": head_lr},
-        {"params": [p for n, p in named if n == "token_bias"], "lr": cfg.token_bias_lr or head_lr},
-    ]
-    return [g for g in groups if g["params"]]
-
-
-def make_target(online: torch.nn.Module):
-    """The target network: a frozen copy of the online one; with LoRA, a copy of its adapters and heads only."""
-    if getattr(online.cfg, "lora_rank", 0) > 0:
-        return AdapterTarget(online)
-    return copy.deepcopy(online).requires_grad_(False)
 
 
 def _to(obj, device: str):

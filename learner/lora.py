@@ -4,14 +4,17 @@ A Q-network the size of a real LM is never copied: the online network is base + 
 network (`AdapterTarget`) is a copy of the adapters and heads alone, run over the online network's base with
 `torch.func.functional_call`; the fluency prior is the same base with the adapters switched off (`adapters_off`).
 Checkpoints and published weights hold adapters and heads only, plus a reference to the base model: its path and a
-fingerprint of its weights (`weights_fingerprint`), checked when a checkpoint is loaded.
+fingerprint of its weights (`weights_fingerprint`), checked when a checkpoint is loaded. `save_adapters` writes them
+as peft does, so that `peft.PeftModel.from_pretrained(base, directory)` reads them too.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -20,6 +23,9 @@ from learner.checkpoint import CheckpointError
 from learner.config import QNetConfig
 
 ADAPTER_KEY = "lora_"  # every peft LoRA parameter's name holds it (lora_A, lora_B, lora_embedding_A, ...)
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft's file names in a saved adapter directory
+ADAPTER_CONFIG = "adapter_config.json"
+PEFT_PREFIX = "base_model.model."  # PeftModel's keys: the model the adapters sit in is its base_model.model
 
 
 class LoRAError(ValueError):
@@ -126,9 +132,41 @@ def weights_fingerprint(lm: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def check_base(reference: dict, own: dict, source) -> None:
+def save_adapters(lm: nn.Module, directory: Path, base_path: str) -> None:
+    """`lm`'s adapters as peft's save_pretrained writes them: adapter_config.json and adapter_model.safetensors."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    config = copy.copy(lm.peft_config["default"])
+    config.base_model_name_or_path, config.inference_mode = base_path, True
+    config.save_pretrained(str(directory))
+    weights = {PEFT_PREFIX + k: v.detach().contiguous() for k, v in get_peft_model_state_dict(lm).items()}
+    save_file(weights, Path(directory) / ADAPTER_WEIGHTS)
+
+
+def load_adapters(lm: nn.Module, directory: Path) -> None:
+    """Load the adapters `save_adapters` wrote into `lm`, which carries adapters of the same targets and rank."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = {k.removeprefix(PEFT_PREFIX): v for k, v in load_file(Path(directory) / ADAPTER_WEIGHTS).items()}
+    result = set_peft_model_state_dict(lm, weights)
+    missing = [k for k in result.missing_keys if ADAPTER_KEY in k]
+    if result.unexpected_keys or missing:
+        raise LoRAError(
+            f"the adapters in {directory} do not fit this model (missing {missing[:2]}, unexpected "
+            f"{result.unexpected_keys[:2]}); give the model.lora_rank and model.lora_targets they were trained with"
+        )
+
+
+def check_base(reference: dict, own: dict | None, source) -> None:
     """Refuse adapters trained on another base model (`reference`, from a checkpoint) than the one loaded (`own`,
-    a network's `base_reference()`)."""
+    a network's `base_reference()`; None: a network without adapters)."""
+    if own is None:
+        raise CheckpointError(
+            f"the checkpoint in {source} holds LoRA adapters, but this network has none (model.lora_rank=0); "
+            "give the model.lora_rank the run was trained with"
+        )
     if reference.get("fingerprint") != own["fingerprint"]:
         raise CheckpointError(
             f"the checkpoint in {source} holds adapters trained on the base model {reference.get('path')} "

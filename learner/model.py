@@ -12,11 +12,17 @@ generated so far beyond the attention read itself).
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from learner.config import QNetConfig
+from learner.config import LearnerConfig, QNetConfig
+from learner.qfunction import QFunction, QFunctionError, read_config, write_config
+
+WEIGHTS_FILE = "qnetwork.pt"  # save_pretrained's state dict (torch.save; read back with weights_only=True)
 
 
 class Attention(nn.Module):
@@ -130,6 +136,47 @@ class QNetwork(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    # ----- the QFunction interface beyond acting and forward (learner/qfunction.py) -----
+    def make_target(self) -> QNetwork:
+        """A frozen copy of the whole network."""
+        return copy.deepcopy(self).requires_grad_(False)
+
+    def param_groups(self, cfg: LearnerConfig) -> list[dict]:
+        """One group: every parameter trains at learner.lr."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def base_reference(self) -> None:
+        """None: the state dict is the whole network, with no base model beneath it."""
+        return None
+
+    def enable_grad_checkpointing(self) -> None:
+        raise QFunctionError("learner.grad_checkpointing needs a Hugging Face model (init.from_hf)")
+
+    def describe(self) -> str:
+        return self.cfg.arch
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """The config (learner/qfunction.py's CONFIG_FILE) and the state dict (WEIGHTS_FILE)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_config(directory, self.cfg, None)
+        torch.save(self.state_dict(), directory / WEIGHTS_FILE)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> QNetwork:
+        cfg, _ = read_config(Path(directory))
+        if cfg.hf_path:
+            raise QFunctionError(f"{directory} holds a Hugging Face Q-network; load it with HFQNetwork.from_pretrained")
+        net = cls(cfg)
+        net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+        return net
+
+    def export_model(self) -> nn.Module:
+        raise QFunctionError(
+            "tokenq export writes Hugging Face models, and this is tokenq's own network (export needs a run with "
+            "init.from_hf)"
+        )
+
     def _q_head(self, h: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         """h (B, [T,] D) -> Q (B, [T,] V); prompts (B, P) for the copy head."""
         h = self.ln_f(h)
@@ -194,10 +241,13 @@ class QNetwork(nn.Module):
         return self._q_head(x[:, -1], cache.prompts)
 
 
-def make_network(cfg: QNetConfig) -> nn.Module:
-    """tokenq's own Transformer, or a Hugging Face causal LM with a Q head when `cfg.hf_path` names one."""
+def make_network(cfg: QNetConfig, share_lm: QFunction | None = None) -> QFunction:
+    """tokenq's own Transformer, or a Hugging Face causal LM with Q heads when `cfg.hf_path` names one.
+
+    `share_lm`: a network already built (the task's fluency prior) whose language model the new one builds on where
+    that is safe (HFQNetwork.build says when): one copy of the base model per process."""
     if cfg.hf_path:
         from learner.hf import HFQNetwork
 
-        return HFQNetwork(cfg)
+        return HFQNetwork.build(cfg, share_lm)
     return QNetwork(cfg)

@@ -16,6 +16,7 @@ from actors.tasks import PromptSource, Task, TaskError, heldout_prompts, make_ta
 from distributed.factories import HostFactories
 from learner.learner import Learner
 from learner.model import QNetConfig, make_network
+from learner.qfunction import QFunction
 from learner.tabular import State, q_star
 from tokenq.config import Config, ConfigError, config_from_dict
 
@@ -30,9 +31,9 @@ class RunSpec:
     heldout: np.ndarray  # (N, P) evaluation prompts, never trained on
     q_star: dict[State, np.ndarray] | None
 
-    def acting_network(self):
-        """A network to act and evaluate with (with LoRA, on the base model the task's prior holds)."""
-        return acting_network(self.task, self.net_cfg) or make_network(self.net_cfg)
+    def acting_network(self) -> QFunction:
+        """A network to act and evaluate with (on the LM the task's prior holds, where it can share it)."""
+        return acting_network(self.task, self.net_cfg)
 
 
 def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
@@ -65,15 +66,15 @@ def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
     return m
 
 
-def acting_network(task: Task, net_cfg: QNetConfig):
-    """The network a process acts with. With LoRA it is built on the LM the task's fluency prior already holds
-    (the prior reads it with the adapters off): one copy of the base model per process. None: built from net_cfg."""
-    prior = getattr(task, "prior", None)
-    if not (net_cfg.hf_path and net_cfg.lora_rank > 0 and prior is not None):
-        return None
-    from learner.hf import HFQNetwork
+def acting_network(task: Task, net_cfg: QNetConfig) -> QFunction:
+    """The network a process acts with, in eval mode. Where the network can (make_network), it is built on the LM
+    the task's fluency prior already holds: one copy of the base model per process."""
+    return make_network(net_cfg, share_lm=_prior_network(task)).eval()
 
-    return HFQNetwork(net_cfg, lm=prior.net.lm).eval()
+
+def _prior_network(task: Task) -> QFunction | None:
+    prior = getattr(task, "prior", None)  # text tasks have one; the letter tasks none
+    return prior.net if prior is not None else None
 
 
 def make_worker(
@@ -137,9 +138,10 @@ def check_resume_base(spec: RunSpec, state, source) -> None:
         return
     from learner.lora import check_base
 
-    prior = getattr(spec.task, "prior", None)
-    own = (prior.net if prior is not None else make_network(spec.net_cfg)).base_reference()
-    check_base(reference, own, source)
+    holder = _prior_network(spec.task)  # the prior reads the run's base model: no second copy to fingerprint
+    if holder is None:
+        holder = make_network(spec.net_cfg)
+    check_base(reference, holder.base_reference(), source)
 
 
 def init_learner(learner, cfg: Config) -> None:
@@ -173,8 +175,7 @@ class Evaluator:
     def __init__(self, cfg: Config):
         task = build_task(cfg)
         self.task, self.heldout = task, build_heldout(cfg, task)
-        self.net = acting_network(task, resolve_net_config(cfg, task)) or make_network(resolve_net_config(cfg, task))
-        self.net.eval()
+        self.net = acting_network(task, resolve_net_config(cfg, task))
 
     def __call__(self, weights: dict) -> dict:
         from tokenq.evaluation import greedy_eval

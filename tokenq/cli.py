@@ -28,6 +28,7 @@ USER_ERRORS = {
     "learner.checkpoint": "CheckpointError",
     "learner.hf": "HFModelError",
     "learner.lora": "LoRAError",
+    "learner.qfunction": "QFunctionError",
     "learner.learner": "DivergedError",
     "replay.format": "CodecError",
     "replay.shard": "SnapshotError",
@@ -100,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--run-dir", type=Path, required=True)
     x.add_argument("--out", type=Path, required=True, help="a new directory for the model and its tokenizer")
     x.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file (default: the newest in the run)")
+    x.add_argument(
+        "--adapters",
+        action="store_true",
+        help="write the Q-network's own directory instead (peft adapters or the whole LM, heads, config), which "
+        "HFQNetwork.from_pretrained reads",
+    )
 
     h = sub.add_parser("hf-import", help="convert a GGUF file to a Hugging Face model directory (float32 safetensors)")
     h.add_argument("gguf", type=Path, help="the .gguf file")
@@ -196,10 +203,11 @@ def cmd_config(args) -> int:
 def cmd_export(args) -> int:
     from tokenq.export import export_run
 
-    info = export_run(args.run_dir, args.out, args.checkpoint)
+    info = export_run(args.run_dir, args.out, args.checkpoint, args.adapters)
+    load = "HFQNetwork.from_pretrained" if args.adapters else "AutoModelForCausalLM.from_pretrained"
     print(
         f"exported {info['architecture']} (q_head {info['q_head']}, {info['learner_updates']} updates) to "
-        f"{info['out']}; load it with AutoModelForCausalLM.from_pretrained"
+        f"{info['out']}; load it with {load}"
     )
     return 0
 

@@ -9,7 +9,8 @@ import numpy as np
 from actors.rollout import generate
 from actors.tasks import TaskError
 from learner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from learner.model import QNetwork, make_network
+from learner.model import make_network
+from learner.qfunction import QFunction
 from tokenq.build import build_spec
 from tokenq.config import ConfigError, config_from_dict
 from tokenq.evaluation import full_eval
@@ -41,7 +42,7 @@ def load_run(run_dir: Path, checkpoint: Path | None = None, num_prompts: int | N
     return spec, net.eval(), state, path
 
 
-def generate_texts(spec, net: QNetwork, prompts: list[str], source: str = "prompt") -> list[dict]:
+def generate_texts(spec, net: QFunction, prompts: list[str], source: str = "prompt") -> list[dict]:
     """Greedy generations, each with its tokens and per-token V(s_t), Q(s_t, a_t) and reward r_t."""
     try:
         ids = spec.task.encode_prompts(list(prompts), source)
@@ -79,11 +80,11 @@ def evaluate_run(run_dir: Path, num_prompts: int | None = None, checkpoint: Path
     spec, net, state, path = load_run(run_dir, checkpoint, num_prompts)
     result = full_eval(spec, net)
     init_dir = spec.cfg.init.from_run
-    if spec.cfg.init.from_hf:  # the warm-start policy (the model as loaded, V at 0), on the same prompts
-        result["baseline"] = full_eval(spec, make_network(spec.net_cfg).eval(), num_samples=2)
-    elif init_dir and Path(init_dir).resolve() != run_dir.resolve():
-        base = QNetwork(spec.net_cfg)
-        load_weights(base, init_checkpoint(Path(init_dir)), init_dir)
+    from_run = bool(init_dir) and Path(init_dir).resolve() != run_dir.resolve()
+    if spec.cfg.init.from_hf or from_run:  # the warm-start policy on the same prompts (from_hf's: V at 0)
+        base = make_network(spec.net_cfg)
+        if from_run:
+            load_weights(base, init_checkpoint(Path(init_dir)), init_dir)
         result["baseline"] = full_eval(spec, base.eval(), num_samples=2)
     result["checkpoint"] = str(path)
     result["learner_updates"] = state.updates

@@ -7,11 +7,11 @@ import torch
 
 from actors.rollout import generate
 from actors.tasks import Task
-from learner.model import QNetwork
+from learner.qfunction import QFunction
 from learner.tabular import State
 
 
-def greedy_eval(net: QNetwork, task: Task, prompts: np.ndarray, num_samples: int = 4) -> dict:
+def greedy_eval(net: QFunction, task: Task, prompts: np.ndarray, num_samples: int = 4) -> dict:
     """Greedy decoding of every prompt: success rate, mean return, the optimum where known, a few samples."""
     was_training = net.training
     net.eval()
@@ -45,7 +45,7 @@ def greedy_eval(net: QNetwork, task: Task, prompts: np.ndarray, num_samples: int
 
 
 @torch.no_grad()
-def q_star_errors(net: QNetwork, table: dict[State, np.ndarray]) -> tuple[float, float]:
+def q_star_errors(net: QFunction, table: dict[State, np.ndarray]) -> tuple[float, float]:
     """(max, mean) of |Q(s, a) - Q*(s, a)| over every state and action, states batched by prefix length."""
     by_len: dict[int, list[tuple[bytes, tuple[int, ...]]]] = {}
     for key in table:
@@ -61,7 +61,7 @@ def q_star_errors(net: QNetwork, table: dict[State, np.ndarray]) -> tuple[float,
     return float(err.max()), float(err.mean())
 
 
-def full_eval(spec, net: QNetwork, num_samples: int = 4) -> dict:
+def full_eval(spec, net: QFunction, num_samples: int = 4) -> dict:
     """Greedy evaluation on the held-out prompts, plus the distance to Q* where the task has it."""
     result = greedy_eval(net, spec.task, spec.heldout, num_samples=num_samples)
     if spec.q_star is not None:

@@ -7,7 +7,9 @@ What the exported LM head computes, by model.q_head:
   decoding (argmax) and softmax sampling are those of Q exactly; the numbers are Q's advantages over V(s).
 `AutoModelForCausalLM.from_pretrained(DIR).generate(do_sample=False)` then produces tokenq's greedy policy: the
 generation config stops at the tokenizer's EOS after at most task.max_length new tokens, as tokenq's episodes do.
-LoRA adapters are merged into the weights they adapt (W + B A alpha / r): the directory is a plain model.
+LoRA adapters are merged into the weights they adapt (W + B A alpha / r): the directory is a plain model. The
+network itself writes it (`QFunction.export_model`); `--adapters` writes the network's own `save_pretrained`
+directory instead (peft's adapter files, the heads and tokenq's config), which `HFQNetwork.from_pretrained` reads.
 
 `tokenq hf-import FILE.gguf --out DIR` writes a GGUF model as such a directory (float32 safetensors and the
 tokenizer), so that the slow GGUF dequantization happens once.
@@ -18,9 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
-from learner.lora import merge_lora
 from tokenq.config import ConfigError
 
 
@@ -52,45 +52,50 @@ def import_gguf(gguf: Path, out: Path) -> dict:
     }
 
 
-def export_run(run_dir: Path, out: Path, checkpoint: Path | None = None) -> dict:
+def _check_hf_tokenizer(tokenizer, run_dir: Path) -> None:
+    """The directory's tokenizer is the Hugging Face model's own (save_pretrained); a word vocabulary has none."""
+    from actors.hf_text import HFTokenizer
+
+    if not isinstance(tokenizer, HFTokenizer):
+        raise ConfigError(
+            f"tokenq export writes Hugging Face directories, and the run in {run_dir} has tokenq's own vocabulary "
+            "(export needs a run with init.from_hf)"
+        )
+
+
+def export_run(run_dir: Path, out: Path, checkpoint: Path | None = None, adapters: bool = False) -> dict:
+    """The run's newest (or given) checkpoint as a standard model directory, or with `adapters` as the network's
+    save_pretrained directory; the tokenizer beside it either way."""
     from tokenq.evaluate_run import load_run
 
     out = Path(out)
     _check_out(out)
     spec, net, state, path = load_run(Path(run_dir), checkpoint)
-    if not spec.net_cfg.hf_path:
-        raise ConfigError(
-            f"tokenq export writes Hugging Face models; the run in {run_dir} trains tokenq's own network "
-            "(export needs a run with init.from_hf)"
-        )
-    if net.token_bias is not None:
-        raise ConfigError(
-            f"the run in {run_dir} learned a per-token bias (model.token_bias), which no standard LM head holds; "
-            "export runs trained without it"
-        )
-    lm = merge_lora(net.lm)
-    if net.q_head is not None:
-        head = nn.Linear(net.q_head.in_features, net.q_head.out_features, bias=net.q_head.bias is not None)
-        head.load_state_dict(net.q_head.state_dict())
-        lm.config.tie_word_embeddings = False  # the Q head is not the input embedding matrix
-        if hasattr(lm.config, "get_text_config"):
-            lm.config.get_text_config().tie_word_embeddings = False
-        lm.set_output_embeddings(head)
-    task = spec.task
-    gen = lm.generation_config
-    gen.eos_token_id = task.tokenizer.eos_id
-    gen.pad_token_id = task.tokenizer.pad_id
-    gen.max_new_tokens = task.max_steps
-    gen.do_sample = False
-    lm.config.use_cache = True
-    out.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        lm.save_pretrained(out)
-    task.tokenizer.tok.save_pretrained(out)
+    if adapters:
+        _check_hf_tokenizer(spec.task.tokenizer, run_dir)
+        net.save_pretrained(out)
+        architecture = net.describe()
+    else:
+        lm = net.export_model()
+        _save_merged(lm, spec.task, out)
+        architecture = type(lm).__name__
+    spec.task.tokenizer.tok.save_pretrained(out)
     return {
         "out": str(out),
         "checkpoint": str(path),
         "q_head": spec.net_cfg.q_head,
         "learner_updates": state.updates,
-        "architecture": type(lm).__name__,
+        "architecture": architecture,
     }
+
+
+def _save_merged(lm, task, out: Path) -> None:
+    """The exported LM with a generation config that stops as the task's episodes do."""
+    gen = lm.generation_config
+    gen.eos_token_id = task.tokenizer.eos_id
+    gen.pad_token_id = task.tokenizer.pad_id
+    gen.max_new_tokens = task.max_steps
+    gen.do_sample = False
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        lm.save_pretrained(out)

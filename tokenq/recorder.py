@@ -18,7 +18,7 @@ import numpy as np
 
 from distributed.summary import RunTotals, Summary
 from learner.checkpoint import Checkpoint
-from learner.model import QNetwork
+from learner.qfunction import QFunction
 from tokenq import metrics as M
 from tokenq.build import RunSpec
 from tokenq.evaluation import full_eval, greedy_eval
@@ -144,7 +144,7 @@ class RunRecorder:
         if self.loss_log is not None:
             self.loss_log.writelines(f"{updates}\t{loss!r}\n" for updates, loss in losses)
 
-    def baseline(self, net: QNetwork) -> None:
+    def baseline(self, net: QFunction) -> None:
         """Evaluate the starting (warm-start) policy once, to report next to the final one."""
         with self.timer.phase("evaluate", exclude_from_training=True):
             self.baseline_eval = full_eval(self.spec, net, num_samples=2)
@@ -152,7 +152,7 @@ class RunRecorder:
     def episodes(self, returns: list[float]) -> None:
         self.recent_returns.extend(returns)
 
-    def evaluate(self, net: QNetwork, updates: int, env_steps: int) -> bool:
+    def evaluate(self, net: QFunction, updates: int, env_steps: int) -> bool:
         """Greedy evaluation on held-out prompts in this process (serial mode); True once success reached the target.
         Its time, charts included, is not training time."""
         with self.timer.phase("evaluate", exclude_from_training=True):
@@ -223,7 +223,7 @@ class RunRecorder:
         self.writer.scalars({M.TAGS[name]: v for name, v in values.items()}, env_steps)
         self.writer.scalars({M.TIMERS + name: total for name, total in self.timer.totals.items()}, env_steps)
 
-    def finish(self, net: QNetwork, totals: RunTotals, stopped_by: str | None = None) -> dict:
+    def finish(self, net: QFunction, totals: RunTotals, stopped_by: str | None = None) -> dict:
         """Final held-out evaluation, summary.json, TensorBoard closed; returns summary.json's contents."""
         train_s = max(self.timer.train_s, 1e-9)
         final = full_eval(self.spec, net)

@@ -42,8 +42,8 @@ def train_serial(
     if (cfg.init.from_run or cfg.init.from_hf) and resume is None:
         init_learner(learner, cfg)
         rec.baseline(learner.online)
-    arch = f"Hugging Face {type(learner.online.lm).__name__}" if spec.net_cfg.hf_path else spec.net_cfg.arch
-    log.info("Q-network: %s, %d parameters, on %s", arch, learner.online.num_parameters(), learner.device)
+    online = learner.online
+    log.info("Q-network: %s, %d parameters, on %s", online.describe(), online.num_parameters(), learner.device)
     worker = make_worker(cfg, task, spec.net_cfg, spec.heldout, cfg.actors.epsilon, seed + 1)
     worker.set_weights(learner.get_weights(), 0)
     replay = ReplayShard(
