@@ -103,7 +103,7 @@ class ApeXDriver:
         cfg, c = self.cfg, self.c
         self.rec.timer.restart()  # starting Ray and placing the actors is not training time
         if (cfg.init.from_run or cfg.init.from_hf) and self.resume is None:  # evaluate the published warm start
-            version, (weights_ref, _) = ray.get(self.run_.store.latest.remote(-1))
+            weights_ref, _ = ray.get(self.run_.store.latest.remote(-1)).payload
             self.eval_net.load_state_dict(weights_tensors(ray.get(weights_ref)))
             self.rec.baseline(self.eval_net)
         if self.resume is not None:

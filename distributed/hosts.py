@@ -28,7 +28,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from actors.rollout import RolloutWorker
 from distributed.codec import weights_tensors
-from distributed.weights import WeightStore
+from distributed.weights import Published, WeightStore
 from replay.durable import DurableShard
 from replay.format import decode_episodes, pack_arrays
 from replay.rate_limiter import RateLimiter
@@ -91,9 +91,9 @@ class WeightStoreActor:
     def restore(self, version: int, arrays: dict, published_at: float = 0.0) -> None:
         self.store.restore(version, [ray.put(arrays), published_at])
 
-    def latest(self, have_version: int, have_generation: int | None = None) -> tuple | None:
-        """(version, [weights ref, publish time]) as WeightStore.latest gives it (the ref nested in a list, so Ray
-        passes it unresolved)."""
+    def latest(self, have_version: int, have_generation: int | None = None) -> Published | None:
+        """WeightStore.latest, its payload [weights ref, publish time] (the ref nested in a list, so Ray passes it
+        unresolved)."""
         return self.store.latest(have_version, have_generation)
 
     def current_version(self) -> int:
@@ -363,7 +363,7 @@ class EvalActor:
             try:
                 reply = ray.get(self.store.latest.remote(min_version - 1), timeout=30)
                 if reply is not None:
-                    version, (weights_ref, published_at) = reply
+                    version, (weights_ref, published_at), _ = reply
                     arrays = ray.get(weights_ref, timeout=60)
                     break
             except (RayError, GetTimeoutError):

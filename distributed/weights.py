@@ -6,7 +6,15 @@ state dict (wrapped in a list so that Ray passes the reference instead of resolv
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Published(NamedTuple):
+    """What the store hands an actor: the weights' version, their payload, and the store's generation."""
+
+    version: int
+    payload: Any
+    generation: int
 
 
 class WeightStore:
@@ -28,13 +36,12 @@ class WeightStore:
         self.version, self.payload = version, payload
         self.generation += 1
 
-    def latest(self, have_version: int, have_generation: int | None = None) -> tuple | None:
-        """(version, payload) when the store holds a newer version than `have_version`, else None. With
-        `have_generation`: (version, payload, generation) also when the store was rolled back since."""
-        if have_generation is None:
-            return (self.version, self.payload) if self.version > have_version else None
-        if self.version > have_version or self.generation != have_generation:
-            return self.version, self.payload, self.generation
+    def latest(self, have_version: int, have_generation: int | None = None) -> Published | None:
+        """What the store holds when it is newer than `have_version` or, with `have_generation`, when the store
+        was rolled back since that generation; else None."""
+        rolled_back = have_generation is not None and self.generation != have_generation
+        if self.version > have_version or rolled_back:
+            return Published(self.version, self.payload, self.generation)
         return None
 
     def current_version(self) -> int:

@@ -13,11 +13,11 @@ def test_weight_store_never_goes_back():
     assert store.publish(5, "w5")
     assert not store.publish(3, "w3")  # an older version is ignored
     assert not store.publish(5, "again")
-    assert store.latest(-1) == (5, "w5")
+    assert store.latest(-1) == (5, "w5", 0)
     assert store.latest(5) is None  # an actor that has 5 is never handed 5 or older
     assert store.latest(7) is None
     store.publish(9, "w9")
-    assert store.latest(5) == (9, "w9")
+    assert store.latest(5) == (9, "w9", 0)
     # A learner restarted from a checkpoint rolls the store back; actors tracking the generation follow it.
     assert store.latest(9, 0) is None
     store.restore(4, "w4")
@@ -40,7 +40,7 @@ def test_weight_store_actor_owns_the_weights_it_hands_out(ray_local):
     ray.get(publisher.publish.remote(store, 2, 300_000))  # large: the arrays travel through the object store
     ray.get(store.publish.remote(1, {"w": np.zeros(3, np.float32)}))  # older: ignored
     ray.kill(publisher)
-    version, (got, published_at) = ray.get(store.latest.remote(0))
+    version, (got, published_at), _ = ray.get(store.latest.remote(0))
     arrays = ray.get(got)  # still there: the store put them, so it owns them
     assert version == 2 and published_at == 1.5 and arrays["w"][:3].tolist() == [0, 1, 2]
     assert not arrays["w"].flags.writeable  # read zero-copy from the object store
