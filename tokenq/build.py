@@ -100,10 +100,11 @@ def make_worker(
 def build_task(cfg: Config, with_prior: bool = True) -> Task:
     """The configured task; a text task also loads its tokenizer and frozen prior (init.from_run or init.from_hf;
     `with_prior=False` skips a Hugging Face model's prior, which only actors and evaluation use)."""
-    from tokenq import text_setup
+    from actors.text_task import TEXT_TASKS
+    from tokenq.text_setup import build_text_task
 
-    if cfg.task.name in text_setup.TEXT_TASKS or cfg.init.from_hf:
-        return text_setup.build_text_task(cfg, with_prior)
+    if cfg.task.name in TEXT_TASKS or cfg.init.from_hf:
+        return build_text_task(cfg, with_prior)
     try:
         return make_task(cfg.task.name, cfg.task.prompt_len)
     except TaskError as err:
