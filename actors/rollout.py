@@ -11,14 +11,16 @@ import torch
 from actors.policy import epsilon_greedy
 from actors.tasks import PromptSource, Task
 from actors.tokenizer import PAD
+from learner.config import QNetConfig
 from learner.losses import nstep_targets, sequence_priorities
-from learner.model import QNetConfig, QNetwork, make_network
+from learner.model import make_network
+from learner.qfunction import QFunction
 from replay.episodes import EpisodeBatch
 
 
 @torch.no_grad()
 def generate(
-    net: QNetwork,
+    net: QFunction,
     task: Task,
     prompts: np.ndarray,
     epsilon: float | np.ndarray,

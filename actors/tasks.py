@@ -29,6 +29,7 @@ class Task:
     tokenizer: CharTokenizer
     prompt_len: int
     max_steps: int
+    prior = None  # a text task's frozen language model (actors/text_task.py PriorModel); None elsewhere
 
     @property
     def vocab_size(self) -> int:
@@ -54,6 +55,10 @@ class Task:
     def success(self, prompts: np.ndarray, actions: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
         """(B,) bool, or None when the task has no notion of success."""
         return None
+
+    def text_metrics(self, prompts: np.ndarray, actions: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
+        """Measures of generated text beyond success and return (text tasks); none by default."""
+        return {}
 
     def optimal_return(self, prompts: np.ndarray) -> np.ndarray | None:
         """(B,) best undiscounted return per prompt, or None when unknown."""

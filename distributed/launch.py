@@ -87,7 +87,7 @@ def learner_settings(cfg, checkpoint_dir: Path | None) -> LearnerSettings:
         seed=t.seed,
         checkpoint_dir=str(checkpoint_dir.resolve()) if checkpoint_dir else "",
         keep_checkpoints=t.keep_checkpoints,
-        config=cfg.to_dict() if hasattr(cfg, "to_dict") else {},
+        config=cfg.to_dict(),
     )
 
 

@@ -13,7 +13,7 @@ Prompts arrive as (B, P) ids right-padded with -1 (each prompt's length kept); t
 every prompt ends at column P-1, with an attention mask and positions counted from each prompt's first token.
 Then Q(s_0) is the output at P-1 and Q(s_t) the output t columns later, for any mix of prompt lengths.
 
-With `model.lora_rank` > 0 (learner/lora.py) the LM is frozen and carries adapters; the network's state dict is then
+With `hf.lora_rank` > 0 (learner/lora.py) the LM is frozen and carries adapters; the network's state dict is then
 its adapters and heads alone, which is what checkpoints keep and what actors receive. `base_only=True` makes a
 network that reads the base model with the adapters off: the fluency prior, sharing the LM with the Q-network.
 
@@ -218,14 +218,14 @@ class HFQNetwork(nn.Module):
         return copy.deepcopy(self).requires_grad_(False)
 
     def param_groups(self, cfg: LearnerConfig) -> list[dict]:
-        """The trainable parameters; the heads the LM gains at `head_lr`, its token bias at `token_bias_lr`, when
+        """The trainable parameters; the heads the LM gains at hf.head_lr, its token bias at hf.token_bias_lr, when
         they are set."""
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        head_lr = cfg.head_lr or cfg.lr
+        head_lr = self.cfg.head_lr or cfg.lr
         groups = [
             {"params": [p for n, p in named if n.startswith("lm.")], "lr": cfg.lr},
             {"params": [p for n, p in named if not n.startswith("lm.") and n != "token_bias"], "lr": head_lr},
-            {"params": [p for n, p in named if n == "token_bias"], "lr": cfg.token_bias_lr or head_lr},
+            {"params": [p for n, p in named if n == "token_bias"], "lr": self.cfg.token_bias_lr or head_lr},
         ]
         return [g for g in groups if g["params"]]
 
@@ -282,7 +282,7 @@ class HFQNetwork(nn.Module):
         merge_and_unload it works in place: the network is not used after it."""
         if self.token_bias is not None:
             raise QFunctionError(
-                "this run learned a per-token bias (model.token_bias), which no standard LM head holds; export runs "
+                "this run learned a per-token bias (hf.token_bias), which no standard LM head holds; export runs "
                 "trained without it"
             )
         lm = merge_lora(self.lm)

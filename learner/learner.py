@@ -8,6 +8,7 @@ every `metrics_every` updates.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ class Learner:
         self.device = resolve_device(cfg.device)
         torch.manual_seed(seed)
         self.online: QFunction = (net if net is not None else make_network(net_cfg)).to(self.device)
-        if cfg.grad_checkpointing:
+        if net_cfg.grad_checkpointing:
             self.online.enable_grad_checkpointing()
         self.target = self.online.make_target()
         # self.online and self.target stay the plain modules: state_dict names get no "_orig_mod." prefix.
@@ -189,6 +190,7 @@ class Learner:
             "transitions_trained": self.transitions_trained,
             "nonfinite_updates": self.nonfinite_updates,
             "rollbacks": self.rollbacks,
+            "network": dataclasses.asdict(self.online.cfg),  # what init.from_run builds the network from
         }
 
     def load_state_dict(self, state: dict) -> None:

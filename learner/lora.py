@@ -53,13 +53,13 @@ def add_lora(lm: nn.Module, cfg: QNetConfig) -> None:
     try:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
-        raise LoRAError('model.lora_rank needs peft, which is not installed: pip install -e ".[hf]"') from None
+        raise LoRAError('hf.lora_rank needs peft, which is not installed: pip install -e ".[hf]"') from None
     if cfg.lora_targets.strip() == "all-linear":
         targets = linear_targets(lm)
     else:
         targets = [t.strip() for t in cfg.lora_targets.split(",") if t.strip()]
     if not targets:
-        raise LoRAError(f"model.lora_targets={cfg.lora_targets!r} names no module")
+        raise LoRAError(f"hf.lora_targets={cfg.lora_targets!r} names no module")
     transposed = any(isinstance(m, _conv1d()) and name.rsplit(".", 1)[-1] in targets for name, m in lm.named_modules())
     config = LoraConfig(
         r=cfg.lora_rank,
@@ -73,7 +73,7 @@ def add_lora(lm: nn.Module, cfg: QNetConfig) -> None:
         inject_adapter_in_model(config, lm)
     except ValueError as err:
         reason = str(err).strip().splitlines()[0][:160]
-        raise LoRAError(f"model.lora_targets={cfg.lora_targets!r} does not fit this model ({reason})") from None
+        raise LoRAError(f"hf.lora_targets={cfg.lora_targets!r} does not fit this model ({reason})") from None
     for name, p in lm.named_parameters():
         p.requires_grad_(ADAPTER_KEY in name)
 
@@ -155,7 +155,7 @@ def load_adapters(lm: nn.Module, directory: Path) -> None:
     if result.unexpected_keys or missing:
         raise LoRAError(
             f"the adapters in {directory} do not fit this model (missing {missing[:2]}, unexpected "
-            f"{result.unexpected_keys[:2]}); give the model.lora_rank and model.lora_targets they were trained with"
+            f"{result.unexpected_keys[:2]}); give the hf.lora_rank and hf.lora_targets they were trained with"
         )
 
 
@@ -164,8 +164,8 @@ def check_base(reference: dict, own: dict | None, source) -> None:
     a network's `base_reference()`; None: a network without adapters)."""
     if own is None:
         raise CheckpointError(
-            f"the checkpoint in {source} holds LoRA adapters, but this network has none (model.lora_rank=0); "
-            "give the model.lora_rank the run was trained with"
+            f"the checkpoint in {source} holds LoRA adapters, but this network has none (hf.lora_rank=0); "
+            "give the hf.lora_rank the run was trained with"
         )
     if reference.get("fingerprint") != own["fingerprint"]:
         raise CheckpointError(

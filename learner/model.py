@@ -150,7 +150,7 @@ class QNetwork(nn.Module):
         return None
 
     def enable_grad_checkpointing(self) -> None:
-        raise QFunctionError("learner.grad_checkpointing needs a Hugging Face model (init.from_hf)")
+        raise QFunctionError("hf.grad_checkpointing needs a Hugging Face model (init.from_hf)")
 
     def describe(self) -> str:
         return self.cfg.arch

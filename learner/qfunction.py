@@ -87,7 +87,7 @@ class QFunction(Protocol):
         ...
 
     def enable_grad_checkpointing(self) -> None:
-        """Recompute activations in backward (learner.grad_checkpointing)."""
+        """Recompute activations in backward (hf.grad_checkpointing)."""
         ...
 
     # ----- describing, saving and exporting -----

@@ -12,13 +12,19 @@ from tokenq.config import ConfigError, load_config
         (["model.dueling=true"], "model.dueling is no longer a setting; use model.q_head"),
         (["model.dueling_norm=max"], "model.dueling_norm is no longer a setting; use model.q_head: dueling"),
         (["task.max_prompt_tokens=48"], "task.max_prompt_tokens is no longer a setting; use task.prompt_len"),
+        (["model.lora_rank=8"], "model.lora_rank is no longer a setting; use hf.lora_rank"),
+        (["learner.head_lr=0.1"], "learner.head_lr is no longer a setting; use hf.head_lr"),
+        (["model.vocab_size=100"], "model.vocab_size is no longer a setting; the network takes its task's vocabulary"),
+        (["model.max_gen_len=9"], "model.max_gen_len is no longer a setting; the network takes its task's episode"),
+        (["hf.lora_rank=-1", "init.from_hf=x"], "hf.lora_rank must be >= 0"),
+        (["hf.token_bias=true"], "hf.token_bias=True needs a Hugging Face model (init.from_hf)"),
         (["model.q_head=logits"], "model.q_head=logits is now model.q_head=plain"),
         (["model.q_head=separate"], "model.q_head=separate needs a Hugging Face model"),
         (["init.from_hf=dir", "model.q_head=dueling"], "on a Hugging Face model use dueling_max"),
         (["model.q_head=max"], "model.q_head must be one of plain, dueling, dueling_max, separate, got 'max'"),
     ],
 )
-def test_old_and_bad_q_head_spellings_are_one_sentence(overrides, message):
+def test_old_and_bad_spellings_are_one_sentence(overrides, message):
     with pytest.raises(ConfigError) as err:
         load_config("reverse", overrides)
     assert message in str(err.value) and "\n" not in str(err.value)
@@ -35,7 +41,7 @@ def test_a_preset_that_needs_the_users_model_prints_but_does_not_run_without_it(
 
     text = to_yaml(load_config("lipogram", for_run=False), "lipogram")
     assert "  lora_rank: 8  #" in text and "  from_hf: ''  #" in text
-    with pytest.raises(ConfigError, match="model.token_bias needs a Hugging Face model"):
+    with pytest.raises(ConfigError, match=r"hf.lora_rank=8 needs a Hugging Face model \(init.from_hf\)"):
         load_config("lipogram")
     with pytest.raises(ConfigError, match="model.dueling is no longer a setting"):  # renames still answer
         load_config("lipogram", ["model.dueling=true"], for_run=False)

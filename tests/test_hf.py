@@ -303,8 +303,9 @@ def test_grad_checkpointing_recomputes_layers_and_gives_the_same_update():
     )
     results = []
     for checkpointing in (False, True):
-        net = HFQNetwork(QNetConfig(q_head="dueling_max", hf_path="test"), lm=tiny_lm("gpt2"))
-        cfg = LearnerConfig(device="cpu", grad_checkpointing=checkpointing, metrics_every=1)
+        net_cfg = QNetConfig(q_head="dueling_max", hf_path="test", grad_checkpointing=checkpointing)
+        net = HFQNetwork(net_cfg, lm=tiny_lm("gpt2"))
+        cfg = LearnerConfig(device="cpu", metrics_every=1)
         learner = Learner(cfg, net.cfg, net=net)
         calls = []
         # count calls of a module inside the first layer (module hooks do not run again in the recomputation)
@@ -326,7 +327,7 @@ def test_local_mode_trains_a_hf_model_and_resumes(arch, lora_rank, tmp_path):
     model = save_tiny_model(tmp_path / arch, arch)
     run = tmp_path / "run"
     args = ["train", "--config", "keywords", "--run-dir", str(run), f"init.from_hf={model}", *SMALL]
-    proc = run_installed(*args, "actors.num_actors=2", f"model.lora_rank={lora_rank}", timeout=300)
+    proc = run_installed(*args, "actors.num_actors=2", f"hf.lora_rank={lora_rank}", timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["mode"] == "local" and summary["learner_updates"] == 12 and summary["env_steps"] > 0

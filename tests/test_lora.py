@@ -145,7 +145,7 @@ def test_a_checkpoint_names_the_base_model_and_refuses_another():
 
 SMALL = ["train.total_updates=8", "replay.min_size_to_sample=32", "train.eval_every=4", "task.eval_prompts=12"]
 SMALL += ["task.max_length=8", "actors.batch_size=16", "learner.batch_size=16", "train.checkpoint_every=4"]
-SMALL += ["model.lora_rank=4", "learner.lr=0.01"]
+SMALL += ["hf.lora_rank=4", "learner.lr=0.01"]
 
 
 @pytest.fixture(scope="module")
@@ -220,9 +220,9 @@ def tiny_dir(tmp_path_factory):
 @pytest.mark.parametrize(
     "overrides, words",
     [
-        (["model.lora_rank=4", "model.lora_targets=nothing_here"], "model.lora_targets"),
-        (["model.lora_rank=-1"], "model.lora_rank must be >= 0"),
-        (["init.from_hf=", "model.lora_rank=4"], "needs a Hugging Face model"),
+        (["hf.lora_rank=4", "hf.lora_targets=nothing_here"], "hf.lora_targets"),
+        (["hf.lora_rank=-1"], "hf.lora_rank must be >= 0"),
+        (["init.from_hf=", "hf.lora_rank=4"], "needs a Hugging Face model"),
         (["init.from_hf=BADGGUF"], "not a GGUF model"),
     ],
 )
@@ -254,7 +254,7 @@ def test_lora_without_peft_names_the_extra(tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text('raise ImportError("No module named peft")\n')
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
-    args = ("train", "--config", "keywords", "--mode", "serial", f"init.from_hf={model}", "model.lora_rank=4")
+    args = ("train", "--config", "keywords", "--mode", "serial", f"init.from_hf={model}", "hf.lora_rank=4")
     proc = subprocess.run(cli(*args), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "peft" in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr

@@ -45,13 +45,18 @@ def test_dueling_head_is_value_plus_centred_advantage():
 
 
 def test_article_preset_shape():
-    from actors.tasks import make_task
+    from actors.text import WordTokenizer
+    from actors.text_task import text_task
     from tokenq.build import resolve_net_config
     from tokenq.config import load_config
 
-    cfg = resolve_net_config(load_config("article"), make_task("reverse"))
-    assert (cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.max_gen_len) == (10_000, 256, 8, 6, 100)
-    assert cfg.arch == "encdec"
+    cfg = load_config("article")
+    # the network takes its sizes from the task: a word vocabulary of task.vocab_size words, task.max_length tokens
+    tokenizer = WordTokenizer([f"word{i}" for i in range(cfg.task.vocab_size - 5)])  # 5 special tokens
+    task = text_task("keywords", tokenizer, None, tokenizer.vocab[:10], max_length=cfg.task.max_length)
+    net = resolve_net_config(cfg, task)
+    assert (net.vocab_size, net.d_model, net.n_heads, net.n_layers, net.max_gen_len) == (10_000, 256, 8, 6, 100)
+    assert net.arch == "encdec" and net.max_prompt_len == 2 and (net.bos_id, net.sep_id) == (1, 3)
 
 
 def test_copy_head_adds_the_gate_to_prompt_tokens_only():

@@ -4,6 +4,7 @@ write in one sentence."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -36,14 +37,17 @@ def perturbed(net):
 
 def test_both_networks_are_q_functions_with_their_own_target_and_groups():
     own = QNetwork(QNetConfig())
-    full = HFQNetwork(QNetConfig(q_head="dueling_max", hf_path="tiny", token_bias=True), lm=tiny_lm("llama"))
-    lora = HFQNetwork(LORA, lm=tiny_lm("llama"))
+    heads_lr = {"head_lr": 1e-2, "token_bias_lr": 0.1}
+    full = HFQNetwork(
+        QNetConfig(q_head="dueling_max", hf_path="tiny", token_bias=True, **heads_lr), lm=tiny_lm("llama")
+    )
+    lora = HFQNetwork(dataclasses.replace(LORA, **heads_lr), lm=tiny_lm("llama"))
     for net in (own, full, lora):
         assert isinstance(net, QFunction) and isinstance(net.make_target(), Target)
     assert own.base_reference() is None and full.base_reference() is None
     assert lora.base_reference()["path"] == "tiny" and len(lora.base_reference()["fingerprint"]) == 16
 
-    cfg = LearnerConfig(lr=1e-3, head_lr=1e-2, token_bias_lr=0.1)
+    cfg = LearnerConfig(lr=1e-3)
     (group,) = own.param_groups(cfg)  # one group at learner.lr
     assert sum(p.numel() for p in group["params"]) == own.num_parameters()
     groups = full.param_groups(cfg)  # LM body, V head (32 weights + 1 bias), token bias (101 tokens)
@@ -124,7 +128,7 @@ def test_export_adapters_writes_a_directory_from_pretrained_reads(tmp_path, caps
     model = save_tiny_model(tmp_path / "llama", "llama")
     run, out = tmp_path / "run", tmp_path / "adapters"
     small = ["train.total_updates=2", "replay.min_size_to_sample=16", "task.eval_prompts=4", "task.max_length=6"]
-    small += ["actors.batch_size=8", "learner.batch_size=8", "model.lora_rank=4", "train.eval_every=2"]
+    small += ["actors.batch_size=8", "learner.batch_size=8", "hf.lora_rank=4", "train.eval_every=2"]
     args = ["train", "--config", "keywords", "--mode", "serial", "--run-dir", run, f"init.from_hf={model}", *small]
     assert main([str(a) for a in args]) == 0
     assert main(["export", "--run-dir", str(run), "--out", str(out), "--adapters"]) == 0

@@ -14,8 +14,9 @@ import numpy as np
 from actors.rollout import RolloutWorker
 from actors.tasks import PromptSource, Task, TaskError, heldout_prompts, make_task
 from distributed.factories import HostFactories
+from learner.config import NETWORK_HF_FIELDS, QNetConfig
 from learner.learner import Learner
-from learner.model import QNetConfig, make_network
+from learner.model import make_network
 from learner.qfunction import QFunction
 from learner.tabular import State, q_star
 from tokenq.config import Config, ConfigError, config_from_dict
@@ -37,33 +38,33 @@ class RunSpec:
 
 
 def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
-    """model.* with vocab_size / max_prompt_len / max_gen_len = 0 taken from the task, checked against it."""
-    m = dataclasses.replace(cfg.model)
-    if cfg.init.from_hf:  # the model's own shape; only the sizes the replay needs come from the task
-        return dataclasses.replace(
-            m,
-            hf_path=cfg.init.from_hf,
-            vocab_size=task.vocab_size,
-            max_prompt_len=task.prompt_len,
-            max_gen_len=task.max_steps,
-        )
-    m.vocab_size = m.vocab_size or task.vocab_size
-    m.max_prompt_len = m.max_prompt_len or task.prompt_len
-    m.max_gen_len = m.max_gen_len or task.max_steps
-    m.bos_id, m.sep_id = task.tokenizer.bos_id, task.tokenizer.sep_id
-    if m.vocab_size < task.vocab_size:
-        raise ConfigError(
-            f"model.vocab_size ({m.vocab_size}) is smaller than task {task.name}'s vocabulary ({task.vocab_size})"
-        )
-    if m.max_prompt_len < task.prompt_len:
-        raise ConfigError(
-            f"model.max_prompt_len ({m.max_prompt_len}) is shorter than task {task.name}'s prompts ({task.prompt_len})"
-        )
-    if m.max_gen_len < task.max_steps:
-        raise ConfigError(
-            f"model.max_gen_len ({m.max_gen_len}) is shorter than task {task.name}'s episodes ({task.max_steps})"
-        )
-    return m
+    """The network's whole config: init.from_run's network (checked to hold the task), or model.* with the task's
+    sizes and special tokens and, on a Hugging Face model (init.from_hf), the hf.* settings a network reads."""
+    if cfg.init.from_run:
+        from tokenq.text_setup import run_network
+
+        net = run_network(cfg.init.from_run)
+        for size, need, what in [
+            (net.vocab_size, task.vocab_size, "vocabulary"),
+            (net.max_prompt_len, task.prompt_len, "prompts"),
+            (net.max_gen_len, task.max_steps, "episodes"),
+        ]:
+            if size < need:
+                raise ConfigError(
+                    f"the network of init.from_run={cfg.init.from_run} is too small for task {task.name}'s {what} "
+                    f"({size} positions or tokens, the task needs {need})"
+                )
+        return net
+    return QNetConfig(
+        **dataclasses.asdict(cfg.model),
+        vocab_size=task.vocab_size,
+        max_prompt_len=task.prompt_len,
+        max_gen_len=task.max_steps,
+        bos_id=task.tokenizer.bos_id,
+        sep_id=task.tokenizer.sep_id,
+        hf_path=cfg.init.from_hf,
+        **{name: getattr(cfg.hf, name) for name in NETWORK_HF_FIELDS},
+    )
 
 
 def acting_network(task: Task, net_cfg: QNetConfig) -> QFunction:
@@ -73,7 +74,7 @@ def acting_network(task: Task, net_cfg: QNetConfig) -> QFunction:
 
 
 def _prior_network(task: Task) -> QFunction | None:
-    prior = getattr(task, "prior", None)  # text tasks have one; the letter tasks none
+    prior = task.prior  # text tasks have one; the letter tasks none
     return prior.net if prior is not None else None
 
 
@@ -121,10 +122,6 @@ def build_heldout(cfg: Config, task: Task) -> np.ndarray:
 
 
 def build_spec(cfg: Config) -> RunSpec:
-    if cfg.init.from_run:
-        from tokenq.text_setup import apply_init_run
-
-        apply_init_run(cfg)
     task = build_task(cfg)
     net_cfg = resolve_net_config(cfg, task)
     heldout = build_heldout(cfg, task)

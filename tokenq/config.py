@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from learner.config import LearnerConfig, QNetConfig, problems_of
+from learner.config import HFConfig, LearnerConfig, ModelConfig, problems_of
 from tokenq.presets import PRESET_DIR, PRESETS
 
 
@@ -52,8 +52,7 @@ class TaskConfig:
     prior_reward: str = "gap"  # "gap": log p(a|s) - max log p(.|s); "logp": log p(a|s)
     prompts_file: str = ""  # training prompts, one per line or JSONL {"prompt": ...}
     eval_prompts_file: str = ""  # held-out evaluation prompts
-    # Text tasks on a Hugging Face model (init.from_hf):
-    chat_template: str = "auto"  # "auto": prompts go through the tokenizer's chat template when it has one; "none"
+    # lipogram:
     banned: str = "e"  # lipogram: letters no generated token may contain
     banned_reward: float = -1.0  # lipogram: reward for each generated token whose text holds a banned letter
     # lipogram: words a generation needs to count as a constraint success; ending before them costs eos_reward
@@ -75,10 +74,6 @@ class TaskConfig:
                     f"task.prior_reward must be gap or logp, got {self.prior_reward!r}",
                 ),
                 (self.prior_coef >= 0, f"task.prior_coef must be >= 0, got {self.prior_coef}"),
-                (
-                    self.chat_template in ("auto", "none"),
-                    f"task.chat_template must be auto or none, got {self.chat_template!r}",
-                ),
                 (self.min_words >= 0, f"task.min_words must be >= 0, got {self.min_words}"),
                 (self.vocab_size >= 16, f"task.vocab_size must be at least 16, got {self.vocab_size}"),
             ],
@@ -230,9 +225,8 @@ class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
     # Task presets use a decoder-only stack: on `reverse` it found the prompt alignment in 3-5 s on every seed
     # tried, where a 1-layer encoder-decoder needed 6-13 s or stalled (see the issue notes).
-    model: QNetConfig = field(
-        default_factory=lambda: QNetConfig(vocab_size=0, max_prompt_len=0, max_gen_len=0, arch="decoder", n_layers=2)
-    )
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(arch="decoder", n_layers=2))
+    hf: HFConfig = field(default_factory=HFConfig)
     actors: ActorConfig = field(default_factory=ActorConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
@@ -245,8 +239,7 @@ class Config:
 
 
 # Presets (tokenq/presets) are YAML files in the same format as a user's config file (which may start from one
-# with `preset: NAME`). model.vocab_size, model.max_prompt_len and model.max_gen_len left at 0 are taken from the
-# task.
+# with `preset: NAME`).
 
 SECTIONS = [f.name for f in dataclasses.fields(Config)]
 
@@ -283,16 +276,35 @@ def _convert(key: str, raw: Any, kind: type) -> Any:
 
 # Keys and values that were renamed: each gives one sentence naming the new spelling.
 RENAMED_KEYS = {
-    "model.dueling": "model.q_head (plain, dueling, dueling_max or separate)",
-    "model.dueling_norm": "model.q_head: dueling (centred on the mean) or dueling_max (on the max)",
-    "task.max_prompt_tokens": "task.prompt_len (the longest text prompt in tokens)",
+    "model.dueling": "use model.q_head (plain, dueling, dueling_max or separate)",
+    "model.dueling_norm": "use model.q_head: dueling (centred on the mean) or dueling_max (on the max)",
+    "task.max_prompt_tokens": "use task.prompt_len (the longest text prompt in tokens)",
+    **{
+        f"{old}.{name}": f"use hf.{name} (the Hugging Face settings have their own section)"
+        for old, name in [
+            ("model", "lora_rank"),
+            ("model", "lora_alpha"),
+            ("model", "lora_targets"),
+            ("model", "token_bias"),
+            ("learner", "head_lr"),
+            ("learner", "token_bias_lr"),
+            ("learner", "grad_checkpointing"),
+            ("task", "chat_template"),
+        ]
+    },
+    "model.vocab_size": "the network takes its task's vocabulary (task.vocab_size caps a word vocabulary)",
+    "model.max_prompt_len": "the network takes its task's prompt length (task.prompt_len)",
+    "model.max_gen_len": "the network takes its task's episode length (task.max_length)",
+    "model.bos_id": "the network takes its task's tokenizer's special tokens",
+    "model.sep_id": "the network takes its task's tokenizer's special tokens",
+    "model.hf_path": "use init.from_hf",
 }
 RENAMED_VALUES = {("model.q_head", "logits"): "plain"}
 
 
 def set_key(cfg: Config, key: str, raw: Any) -> None:
     if key in RENAMED_KEYS:
-        raise ConfigError(f"{key} is no longer a setting; use {RENAMED_KEYS[key]}")
+        raise ConfigError(f"{key} is no longer a setting; {RENAMED_KEYS[key]}")
     if isinstance(raw, str) and (key, raw) in RENAMED_VALUES:
         raise ConfigError(f"{key}={raw} is now {key}={RENAMED_VALUES[key, raw]}")
     parts = key.split(".")
@@ -431,17 +443,12 @@ def validate(cfg: Config, needs_hf_model: bool = True) -> None:
         "dueling_max (what q_head=dueling was), plain or separate",
     )
     _check(hf or c.model.q_head != "separate", "model.q_head=separate needs a Hugging Face model (init.from_hf)")
-    _check(not c.model.token_bias or hf, "model.token_bias needs a Hugging Face model (init.from_hf)")
+    for f in dataclasses.fields(HFConfig):
+        value = getattr(c.hf, f.name)
+        _check(hf or value == f.default, f"hf.{f.name}={value} needs a Hugging Face model (init.from_hf)")
     _check(
-        c.model.lora_rank == 0 or hf,
-        "model.lora_rank needs a Hugging Face model (init.from_hf): tokenq's own network trains in full",
-    )
-    _check(
-        c.model.lora_rank == 0 or _importable("peft"),
-        'model.lora_rank needs peft, which is not installed: pip install -e ".[hf]"',
-    )
-    _check(
-        not c.learner.grad_checkpointing or hf, "learner.grad_checkpointing needs a Hugging Face model (init.from_hf)"
+        c.hf.lora_rank == 0 or _importable("peft"),
+        'hf.lora_rank needs peft, which is not installed: pip install -e ".[hf]"',
     )
     _check(
         c.replay.capacity >= c.replay.num_shards * c.learner.batch_size,

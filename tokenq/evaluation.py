@@ -32,7 +32,7 @@ def greedy_eval(net: QFunction, task: Task, prompts: np.ndarray, num_samples: in
         }
         for i in range(min(num_samples, len(prompts)))
     ]
-    extra = task.text_metrics(prompts, batch.actions, batch.lengths) if hasattr(task, "text_metrics") else {}
+    extra = task.text_metrics(prompts, batch.actions, batch.lengths)
     return {
         **extra,
         "num_prompts": int(len(prompts)),

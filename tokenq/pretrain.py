@@ -26,6 +26,7 @@ from actors.text import WordTokenizer, content_words, own_words, words
 from actors.text_task import SentencePrompts
 from actors.tokenizer import EOS, PAD
 from learner.checkpoint import Checkpoint
+from learner.config import QNetConfig
 from learner.learner import Learner
 from tokenq.config import Config, ConfigError
 from tokenq.run_dir import write_json
@@ -129,21 +130,15 @@ class WordLM:
             self.ids[i, : len(row)] = row
             self.lengths[i] = len(row)
         self.own = [[w for w in own_words(" ".join(s)) if tok.id_of(w) is not None] for s in fitting]
-        # The vocabulary is the tokenizer's; position tables keep a preset's size (the article's 100) when larger.
-        m = cfg.model
-        cfg.model = dataclasses.replace(
-            m,
+        net_cfg = QNetConfig(
+            **dataclasses.asdict(cfg.model),
             vocab_size=tok.vocab_size,
-            max_prompt_len=max(m.max_prompt_len, k),
-            max_gen_len=max(m.max_gen_len, T),
+            max_prompt_len=k,
+            max_gen_len=T,
             bos_id=tok.bos_id,
             sep_id=tok.sep_id,
         )
-        self.learner = Learner(
-            dataclasses.replace(cfg.learner, lr=cfg.pretrain.lr),
-            dataclasses.replace(cfg.model),
-            seed=cfg.train.seed,
-        )
+        self.learner = Learner(dataclasses.replace(cfg.learner, lr=cfg.pretrain.lr), net_cfg, seed=cfg.train.seed)
         self.net = self.learner.online
 
     @property

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actors.text import WordTokenizer
 from distributed.summary import RunTotals, Summary
 from learner.checkpoint import Checkpoint
 from learner.qfunction import QFunction
@@ -111,7 +112,7 @@ class RunRecorder:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", spec.cfg.to_dict())
         write_json(self.run_dir / "run.json", {"mode": mode, "config": config_name})
-        if hasattr(spec.task.tokenizer, "save"):  # a word vocabulary travels with the run that uses it
+        if isinstance(spec.task.tokenizer, WordTokenizer):  # a word vocabulary travels with the run that uses it
             spec.task.tokenizer.save(self.run_dir / "tokenizer.json")
         self.writer = M.MetricsWriter(str(self.run_dir / "tb"))
         self.writer.config(spec.cfg.to_dict())

@@ -6,7 +6,7 @@ With init.from_run the trained network takes that run's model shape.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +15,10 @@ from actors.tasks import TaskError
 from actors.text import TextError, WordTokenizer, content_words, load_corpus, rank_words, read_prompt_file
 from actors.text_task import PriorModel, TextTask, text_task
 from learner.checkpoint import Checkpoint, CheckpointError, latest_checkpoint, load_checkpoint
-from learner.model import QNetConfig, QNetwork
+from learner.config import QNetConfig
+from learner.model import QNetwork
+from learner.qfunction import QFunction
 from tokenq.config import Config, ConfigError
-from tokenq.run_dir import read_run_config
 
 
 def corpus(cfg: Config) -> list[str]:
@@ -77,13 +78,13 @@ def init_checkpoint(run_dir: Path) -> Checkpoint:
     return load_checkpoint(path)
 
 
-def apply_init_run(cfg: Config) -> None:
-    """Take the network shape (and, for text tasks, the vocabulary size) of the run named by init.from_run."""
-    run_cfg = read_run_config(Path(cfg.init.from_run))
+@functools.lru_cache(maxsize=4)
+def run_network(run_dir: str) -> QNetConfig:
+    """The network config stored in the newest checkpoint of a run directory (init.from_run)."""
     try:
-        cfg.model = QNetConfig(**run_cfg["model"])
+        return QNetConfig(**init_checkpoint(Path(run_dir)).learner["network"])
     except (KeyError, TypeError):
-        raise ConfigError(f"{cfg.init.from_run}/config.json has no usable model section") from None
+        raise CheckpointError(f"the checkpoint in {run_dir} does not describe its network; pretrain it again") from None
 
 
 def build_text_task(cfg: Config, with_prior: bool = True) -> TextTask:
@@ -97,7 +98,7 @@ def build_text_task(cfg: Config, with_prior: bool = True) -> TextTask:
         tokenizer, prior_net, context = _run_source(cfg), None, None
         if with_prior:
             run_dir = Path(cfg.init.from_run)
-            prior_net = QNetwork(dataclasses.replace(cfg.model))
+            prior_net = QNetwork(run_network(cfg.init.from_run))
             load_weights(prior_net, init_checkpoint(run_dir), run_dir)
     else:
         raise ConfigError(
@@ -119,16 +120,15 @@ def _hf_source(cfg: Config, with_prior: bool):
     from learner.hf import HFQNetwork, context_length, load_causal_lm
 
     lm = load_causal_lm(cfg.init.from_hf)
-    tokenizer = HFTokenizer.load(cfg.init.from_hf, lm.get_output_embeddings().out_features, cfg.task.chat_template)
+    tokenizer = HFTokenizer.load(cfg.init.from_hf, lm.get_output_embeddings().out_features, cfg.hf.chat_template)
     prior_net = None
-    if with_prior:
-        prior_cfg = dataclasses.replace(cfg.model, hf_path=cfg.init.from_hf, q_head="plain")
-        prior_cfg.lora_rank, prior_cfg.token_bias = 0, False
+    if with_prior:  # the model as it is: logits read as they are, no adapters, no bias
+        prior_cfg = QNetConfig(hf_path=cfg.init.from_hf, q_head="plain")
         prior_net = HFQNetwork(prior_cfg, lm=lm, base_only=True)
     return tokenizer, prior_net, context_length(lm)
 
 
-def load_weights(net: QNetwork, state: Checkpoint, source) -> None:
+def load_weights(net: QFunction, state: Checkpoint, source) -> None:
     if "base" in state.learner:  # adapters: only on the base model they were trained on
         from learner.lora import check_base
 

@@ -26,7 +26,6 @@ ARTICLE_CFG = QNetConfig(
     max_gen_len=ARTICLE_STEPS,
 )
 ARTICLE_OVERRIDES = [
-    "model.vocab_size=10000",
     "model.d_model=256",
     "model.n_heads=8",
     "model.n_layers=6",
