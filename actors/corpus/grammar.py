@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_right
-from collections import Counter
-from functools import lru_cache
 from itertools import accumulate
 
 from actors.corpus import words as W
@@ -725,9 +723,6 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(set().union(*(_strings(p, seen) for p in pickers)) | set(_LITERALS.split()))
 
 
-_CONTENT_PICKERS = [v for k, v in globals().items() if k.startswith(("ADJ_", "V_")) and isinstance(v, _Pick)]
-_CONTENT_KINDS = [v for v in globals().values() if isinstance(v, _Kind)]
-
 VOCABULARY: frozenset[str] = _vocabulary()  # every token a sentence can contain, "." included
 VOCABULARY_HINT: int = len(VOCABULARY)
 
@@ -736,25 +731,3 @@ def generate_corpus(num_sentences: int, seed: int = 0) -> list[str]:
     """Deterministic for a given (num_sentences, seed): the same list every call, on every machine."""
     writer = _Writer(seed)
     return [writer.sentence() for _ in range(num_sentences)]
-
-
-@lru_cache(maxsize=1)
-def _content_words() -> tuple[str, ...]:
-    seen: set[int] = set()
-    words = set().union(*(_strings(p, seen) for p in _CONTENT_PICKERS + [k.nouns for k in _CONTENT_KINDS]))
-    words -= set(_LITERALS.split())
-    counts = Counter(w for s in generate_corpus(30_000, seed=20240601) for w in s.split())
-    rank = {}
-    for picker in _CONTENT_PICKERS + [k.nouns for k in _CONTENT_KINDS]:
-        for i, item in enumerate(picker.items):
-            for w in _strings(item, set()):
-                rank[w] = min(rank.get(w, i), i)
-    return tuple(sorted(words, key=lambda w: (-counts[w], rank.get(w, 0), w)))
-
-
-def content_words() -> list[str]:
-    """Nouns (singular and plural), adjectives and verbs (every form), from most to least frequent in the grammar.
-
-    Frequencies are counted over a fixed 30,000-sentence sample (computed once, about 0.3 s); ties keep list order.
-    """
-    return list(_content_words())
