@@ -86,6 +86,10 @@ class HFTokenizer:
             self._pieces = ["" if i in self._special or i >= n else texts[i] for i in range(self._vocab_size)]
         return self._pieces
 
+    def save_pretrained(self, directory: Path) -> None:
+        """The tokenizer's files, as transformers writes them."""
+        self.tok.save_pretrained(directory)
+
     def fingerprint(self) -> str:
         vocab = sorted(self.tok.get_vocab().items(), key=lambda kv: kv[1])
         return hashlib.sha256("\n".join(k for k, _ in vocab).encode()).hexdigest()[:16]

@@ -150,6 +150,11 @@ class WordTokenizer:
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps({"type": "word", "fingerprint": self.fingerprint(), "vocab": self.vocab}))
 
+    def save_pretrained(self, directory: Path) -> None:
+        """DIR/tokenizer.json, beside a network's save_pretrained files (`tokenq export --adapters`)."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self.save(Path(directory) / "tokenizer.json")
+
     @classmethod
     def load(cls, path: Path) -> WordTokenizer:
         try:

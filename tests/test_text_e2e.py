@@ -70,6 +70,19 @@ def test_keywords_from_a_warm_start_reports_text_metrics(lm_run, tmp_path):
     out = generate_one(tmp_path, "man house")
     n = len(out["tokens"])
     assert n >= 1 and all(len(out[k]) == n for k in ("values", "q_taken", "rewards"))
+    # tokenq's own network exports as its save_pretrained directory (with the word vocabulary), not as a merged LM
+    from actors.text import WordTokenizer
+    from learner.model import QNetwork
+    from tokenq.export import export_run
+
+    export_run(tmp_path, tmp_path / "net", adapters=True)
+    spec, net, _, _ = load_run(tmp_path)
+    again = QNetwork.from_pretrained(tmp_path / "net")
+    prompts, actions = torch.as_tensor(spec.heldout[:4]), torch.randint(5, spec.task.vocab_size, (4, 3))
+    with torch.no_grad():
+        assert torch.equal(again(prompts, actions), net(prompts, actions))
+    assert WordTokenizer.load(tmp_path / "net" / "tokenizer.json").vocab == spec.task.tokenizer.vocab
+    assert main(["export", "--run-dir", str(tmp_path), "--out", str(tmp_path / "merged")]) == 2
 
 
 def test_bad_prompts_and_missing_warm_start_are_one_sentence(lm_run, tmp_path, capsys):

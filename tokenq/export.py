@@ -52,17 +52,6 @@ def import_gguf(gguf: Path, out: Path) -> dict:
     }
 
 
-def _check_hf_tokenizer(tokenizer, run_dir: Path) -> None:
-    """The directory's tokenizer is the Hugging Face model's own (save_pretrained); a word vocabulary has none."""
-    from actors.hf_text import HFTokenizer
-
-    if not isinstance(tokenizer, HFTokenizer):
-        raise ConfigError(
-            f"tokenq export writes Hugging Face directories, and the run in {run_dir} has tokenq's own vocabulary "
-            "(export needs a run with init.from_hf)"
-        )
-
-
 def export_run(run_dir: Path, out: Path, checkpoint: Path | None = None, adapters: bool = False) -> dict:
     """The run's newest (or given) checkpoint as a standard model directory, or with `adapters` as the network's
     save_pretrained directory; the tokenizer beside it either way."""
@@ -72,14 +61,13 @@ def export_run(run_dir: Path, out: Path, checkpoint: Path | None = None, adapter
     _check_out(out)
     spec, net, state, path = load_run(Path(run_dir), checkpoint)
     if adapters:
-        _check_hf_tokenizer(spec.task.tokenizer, run_dir)
         net.save_pretrained(out)
         architecture = net.describe()
     else:
         lm = net.export_model()
         _save_merged(lm, spec.task, out)
         architecture = type(lm).__name__
-    spec.task.tokenizer.tok.save_pretrained(out)
+    spec.task.tokenizer.save_pretrained(out)
     return {
         "out": str(out),
         "checkpoint": str(path),
