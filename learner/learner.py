@@ -41,7 +41,7 @@ class Learner:
         self.device = resolve_device(cfg.device)
         torch.manual_seed(seed)
         self.online: QFunction = (net if net is not None else make_network(net_cfg)).to(self.device)
-        if net_cfg.grad_checkpointing:
+        if self.online.cfg.grad_checkpointing:
             self.online.enable_grad_checkpointing()
         self.target = self.online.make_target()
         # self.online and self.target stay the plain modules: state_dict names get no "_orig_mod." prefix.
