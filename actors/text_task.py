@@ -309,7 +309,9 @@ class TextTask(Task):
 
     # ----- evaluation -----
     def success(self, prompts, actions, lengths):
-        ep = Episodes(self, prompts, actions, lengths)
+        return self._success(Episodes(self, prompts, actions, lengths))
+
+    def _success(self, ep: Episodes) -> np.ndarray | None:
         verdicts = [s for s in (part.success(ep) for part in self.parts) if s is not None]
         return np.logical_and.reduce(verdicts) if verdicts else None
 
@@ -328,7 +330,7 @@ class TextTask(Task):
             "mean_words": float(ep.word_counts.mean()),
         }
         if any(isinstance(p, BannedLetters) for p in self.parts):
-            out["constraint_success"] = float(self.success(prompts, actions, lengths).mean())
+            out["constraint_success"] = float(self._success(ep).mean())  # the decoded text read once
         if self.prior is not None:
             taken, _ = self.prior.token_log_probs(prompts, actions)
             out["prior_perplexity"] = float(np.exp(-(taken * ep.alive).sum() / ep.alive.sum()))
