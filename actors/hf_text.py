@@ -28,7 +28,7 @@ class HFTokenizer:
     bare_prompts = False
     whole_word_tokens = False
 
-    def __init__(self, tok, vocab_size: int, chat_template: str = "auto"):
+    def __init__(self, tok, vocab_size: int, chat_template: str = "auto", system_prompt: str = "auto"):
         if tok.eos_token_id is None:
             raise TextError("the tokenizer has no EOS token, so episodes could never end; set tokenizer.eos_token")
         self.tok = tok
@@ -38,11 +38,13 @@ class HFTokenizer:
         self.sep_id = self.bos_id
         self._vocab_size = int(vocab_size)
         self.use_chat = chat_template == "auto" and bool(getattr(tok, "chat_template", None))
+        # "auto": the template's own system turn; "none": an empty one; other text: that text
+        self.system = [] if system_prompt == "auto" else [{"role": "system", "content": _system_text(system_prompt)}]
         self._special = set(tok.all_special_ids)
         self._pieces: list[str] | None = None
 
     @classmethod
-    def load(cls, path: str, vocab_size: int, chat_template: str = "auto") -> HFTokenizer:
+    def load(cls, path: str, vocab_size: int, chat_template: str = "auto", system_prompt: str = "auto") -> HFTokenizer:
         from transformers import AutoTokenizer
 
         file = Path(path)
@@ -52,7 +54,7 @@ class HFTokenizer:
         except (OSError, ValueError) as err:
             reason = str(err).strip().splitlines()[0][:160]
             raise TextError(f"cannot load a tokenizer from {path} ({reason})") from None
-        return cls(tok, vocab_size, chat_template)
+        return cls(tok, vocab_size, chat_template, system_prompt)
 
     @property
     def vocab_size(self) -> int:
@@ -67,12 +69,24 @@ class HFTokenizer:
         if self.use_chat:
             return list(
                 self.tok.apply_chat_template(
-                    [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True, return_dict=False
+                    [*self.system, {"role": "user", "content": text}],
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=False,
                 )
             )
         ids = self.encode(text)
         bos = self.tok.bos_token_id
         return ([bos] if bos is not None and ids[:1] != [bos] else []) + ids
+
+    def shared_prefix(self) -> list[int]:
+        """The ids every prompt starts with: the chat template's system turn and the user turn's opening, as far as
+        two different prompts agree (none without a chat template). The Q-network caches its keys and values once."""
+        if not self.use_chat:
+            return []
+        a, b = self.encode_prompt("x"), self.encode_prompt("y")
+        n = next((i for i, (p, q) in enumerate(zip(a, b)) if p != q), min(len(a), len(b)))
+        return a[:n]
 
     def decode(self, ids: Sequence[int], skip_special: bool = True) -> str:
         return self.tok.decode([int(i) for i in ids if int(i) >= 0], skip_special_tokens=skip_special)
@@ -93,6 +107,10 @@ class HFTokenizer:
     def fingerprint(self) -> str:
         vocab = sorted(self.tok.get_vocab().items(), key=lambda kv: kv[1])
         return hashlib.sha256("\n".join(k for k, _ in vocab).encode()).hexdigest()[:16]
+
+
+def _system_text(system_prompt: str) -> str:
+    return "" if system_prompt == "none" else system_prompt
 
 
 def pad_prompts(rows: Sequence[Sequence[int]], width: int | None = None) -> np.ndarray:

@@ -50,6 +50,10 @@ class TaskConfig:
     eos_reward: float = 1.0  # reward for ending with EOS (text tasks)
     prior_coef: float = 0.5  # c: weight of the per-token fluency term
     prior_reward: str = "gap"  # "gap": log p(a|s) - max log p(.|s); "logp": log p(a|s)
+    # A Hugging Face chat model's system turn: "auto" = the chat template's own (its default where it has one);
+    # "none" = an empty system turn; any other text replaces it. Every prompt starts with it, so it is computed
+    # once into a KV cache that actors and the learner reuse.
+    system_prompt: str = "auto"
     prompts_file: str = ""  # training prompts, one per line or JSONL {"prompt": ...}
     eval_prompts_file: str = ""  # held-out evaluation prompts
     # lipogram:
@@ -446,6 +450,10 @@ def validate(cfg: Config, needs_hf_model: bool = True) -> None:
     for f in dataclasses.fields(HFConfig):
         value = getattr(c.hf, f.name)
         _check(hf or value == f.default, f"hf.{f.name}={value} needs a Hugging Face model (init.from_hf)")
+    _check(
+        hf or c.task.system_prompt == "auto",
+        "task.system_prompt needs a Hugging Face chat model (init.from_hf)",
+    )
     _check(
         c.hf.lora_rank == 0 or _importable("peft"),
         'hf.lora_rank needs peft, which is not installed: pip install -e ".[hf]"',

@@ -120,7 +120,9 @@ def _hf_source(cfg: Config, with_prior: bool):
     from learner.hf import HFQNetwork, context_length, load_causal_lm
 
     lm = load_causal_lm(cfg.init.from_hf)
-    tokenizer = HFTokenizer.load(cfg.init.from_hf, lm.get_output_embeddings().out_features, cfg.hf.chat_template)
+    tokenizer = HFTokenizer.load(
+        cfg.init.from_hf, lm.get_output_embeddings().out_features, cfg.hf.chat_template, cfg.task.system_prompt
+    )
     prior_net = None
     if with_prior:  # the model as it is: logits read as they are, no adapters, no bias
         prior_cfg = QNetConfig(hf_path=cfg.init.from_hf, q_head="plain")
