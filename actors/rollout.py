@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from actors.policy import epsilon_greedy
-from actors.tasks import PromptSource, Task
+from actors.tasks import PromptSource, Reference, Task
 from actors.tokenizer import PAD
 from learner.config import QNetConfig
 from learner.losses import nstep_targets, sequence_priorities
@@ -37,12 +37,19 @@ def generate(
     values = np.zeros((B, S), dtype=np.float32)
     lengths = np.full(B, S, dtype=np.int64)
     alive = np.ones(B, dtype=bool)
+    ref = net.reference_log_probs(cache) is not None  # the network's own pass gives the prior's log-probs too
+    ref_taken, ref_best = np.zeros((B, S), dtype=np.float32), np.zeros((B, S), dtype=np.float32)
     for t in range(S):
         q_np = q.float().cpu().numpy()  # the step's one copy to the host
         a = epsilon_greedy(q_np, epsilon, rng, explore, temperature)
         actions[alive, t] = a[alive]
         q_taken[alive, t] = q_np[alive, a[alive]]
         values[alive, t] = q_np[alive].max(1)
+        if ref:
+            logp = net.reference_log_probs(cache)
+            rows = torch.as_tensor(a, device=logp.device)[:, None]
+            ref_taken[:, t] = logp.gather(1, rows)[:, 0].cpu().numpy()
+            ref_best[:, t] = logp.amax(1).cpu().numpy()
         ended = alive & (a == task.tokenizer.eos_id)
         lengths[ended] = t + 1
         alive &= ~ended
@@ -51,7 +58,8 @@ def generate(
         q = net.step(torch.as_tensor(actions[:, t], device=device), cache)
     T = int(lengths.max())
     actions, q_taken, values = actions[:, :T], q_taken[:, :T], values[:, :T]
-    rewards = task.episode_rewards(prompts, actions, lengths)
+    reference = Reference(ref_taken[:, :T], ref_best[:, :T]) if ref else None
+    rewards = task.episode_rewards(prompts, actions, lengths, reference)
     return EpisodeBatch(prompts, actions, rewards, lengths, q_taken=q_taken, values=values)
 
 

@@ -12,10 +12,18 @@ import itertools
 import os
 import sys
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from actors.tokenizer import EOS, CharTokenizer
+
+
+class Reference(NamedTuple):
+    """A reference model's log-probs along episodes, each (B, T): of the token taken, and the best token's."""
+
+    taken: np.ndarray
+    best: np.ndarray
 
 
 class TaskError(ValueError):
@@ -44,8 +52,12 @@ class Task:
         """(B,) float32 reward for emitting actions[:, t] after actions[:, :t], given prompts (B, P)."""
         raise NotImplementedError
 
-    def episode_rewards(self, prompts: np.ndarray, actions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """(B, T) rewards of finished episodes, 0 past each one's length."""
+    def episode_rewards(
+        self, prompts: np.ndarray, actions: np.ndarray, lengths: np.ndarray, reference: Reference | None = None
+    ) -> np.ndarray:
+        """(B, T) rewards of finished episodes, 0 past each one's length. `reference`: the acting network's own
+        reference-model log-probs of the episodes, where it computed them (a text task's prior then reads them
+        instead of running its own pass)."""
         out = np.zeros(actions.shape, dtype=np.float32)
         for t in range(actions.shape[1]):
             rows = np.flatnonzero(lengths > t)
@@ -115,7 +127,7 @@ class TargetTask(Task):
     def rewards(self, prompts: np.ndarray, actions: np.ndarray, t: int) -> np.ndarray:
         return (actions[:, t] == self.targets(prompts)[:, t]).astype(np.float32)
 
-    def episode_rewards(self, prompts, actions, lengths):
+    def episode_rewards(self, prompts, actions, lengths, reference=None):
         T = actions.shape[1]
         alive = np.arange(T)[None, :] < lengths[:, None]
         return ((actions == self.targets(prompts)[:, :T]) & alive).astype(np.float32)

@@ -27,7 +27,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from actors.tasks import Task, TaskError, call_reward_fn
+from actors.tasks import Reference, Task, TaskError, call_reward_fn
 from actors.text import TextError, count_words, whole_word_spans
 from replay.episodes import PROMPT_PAD
 
@@ -88,8 +88,9 @@ class Prompts:
 class Episodes:
     """Finished (or partial) episodes as the reward parts read them; the decoded text is computed once."""
 
-    def __init__(self, task: TextTask, prompts: np.ndarray, actions: np.ndarray, lengths: np.ndarray):
+    def __init__(self, task: TextTask, prompts, actions, lengths, reference: Reference | None = None):
         self.task, self.prompts, self.actions, self.lengths = task, prompts, actions, lengths
+        self._reference = reference
         self.alive = np.arange(actions.shape[1])[None, :] < lengths[:, None]
         self.eos = actions == task.tokenizer.eos_id
 
@@ -112,6 +113,14 @@ class Episodes:
     def ends(self) -> list[np.ndarray]:
         """The character offset where each token of a generation ends."""
         return self._text[1]
+
+    @cached_property
+    def prior_log_probs(self) -> Reference:
+        """The prior's log-probs along the episodes: the acting network's, where it computed them in its own pass
+        (a frozen trunk's reference top), else from the prior's pass over the whole sequences."""
+        if self._reference is not None:
+            return self._reference
+        return Reference(*self.task.prior.token_log_probs(self.prompts, self.actions))
 
     @cached_property
     def word_counts(self) -> np.ndarray:
@@ -203,12 +212,13 @@ class BannedLetters(RewardPart):
 
 @dataclass
 class Fluency(RewardPart):
-    prior: PriorModel
+    """The task's prior's log-probs (Episodes.prior_log_probs), weighted."""
+
     coef: float
     mode: str  # "gap" or "logp"
 
     def rewards(self, ep):
-        taken, best = self.prior.token_log_probs(ep.prompts, ep.actions)
+        taken, best = ep.prior_log_probs
         return self.coef * (taken - best if self.mode == "gap" else taken)
 
 
@@ -296,8 +306,8 @@ class TextTask(Task):
         return [self.prompts.keywords(self.tokenizer.decode(row[row != PROMPT_PAD])) for row in prompts]
 
     # ----- rewards -----
-    def episode_rewards(self, prompts, actions, lengths):
-        ep = Episodes(self, prompts, actions, lengths)
+    def episode_rewards(self, prompts, actions, lengths, reference=None):
+        ep = Episodes(self, prompts, actions, lengths, reference)
         r = np.zeros(actions.shape, dtype=np.float64)
         for part in self.parts:
             r = r + part.rewards(ep)
@@ -375,7 +385,7 @@ def text_task(
         prompts = Prompts(BARE_PROMPT if bare else TOPIC_PROMPT, pool, 1, names_keywords=False)
         parts += [MinWords(min_words, 2 * eos_reward), BannedLetters(banned, banned_reward, tokenizer.pieces())]
     if prior is not None and prior_coef:
-        parts.append(Fluency(prior, prior_coef, prior_reward))
+        parts.append(Fluency(prior_coef, prior_reward))
     return TextTask(name, tokenizer, prior, parts, prompts, max_length, prompt_len, context)
 
 

@@ -7,7 +7,7 @@ documentation (`tokenq config` prints it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def problems_of(section: str, obj, checks: list[tuple[bool, str]], at_least_one: tuple[str, ...] = ()) -> list[str]:
@@ -83,6 +83,10 @@ class HFConfig:
     head_lr: float = 0.0
     token_bias_lr: float = 0.0  # learning rate of hf.token_bias; 0 = head_lr (or learner.lr)
     grad_checkpointing: bool = False  # recompute the model's activations in backward to save memory
+    # Train only the top N transformer blocks (and the final norm) plus the heads, on a frozen trunk that runs once
+    # per batch and serves the online Q, the target Q and the reference model (the original top blocks) alike;
+    # 0 = the heads alone; -1 = off (LoRA with hf.lora_rank, or full fine-tuning).
+    train_layers: int = -1
     chat_template: str = "auto"  # "auto": prompts go through the tokenizer's chat template when it has one; "none"
 
     def problems(self) -> list[str]:
@@ -92,6 +96,12 @@ class HFConfig:
             self,
             [
                 (self.lora_rank >= 0, f"hf.lora_rank must be >= 0 (0 = full fine-tuning), got {self.lora_rank}"),
+                (self.train_layers >= -1, f"hf.train_layers must be >= 0 (-1 = off), got {self.train_layers}"),
+                (
+                    self.train_layers < 0 or self.lora_rank == 0,
+                    "hf.train_layers and hf.lora_rank cannot both be set: the trained top is its own copy, so LoRA "
+                    "on it is not needed",
+                ),
                 (self.lora_alpha > 0, f"hf.lora_alpha must be > 0, got {self.lora_alpha}"),
                 (self.head_lr >= 0, f"hf.head_lr must be >= 0 (0 = learner.lr), got {self.head_lr}"),
                 (self.token_bias_lr >= 0, f"hf.token_bias_lr must be >= 0, got {self.token_bias_lr}"),
@@ -111,6 +121,7 @@ NETWORK_HF_FIELDS = (
     "head_lr",
     "token_bias_lr",
     "grad_checkpointing",
+    "train_layers",
 )  # the `hf` settings a network reads (QNetConfig)
 
 
@@ -133,6 +144,9 @@ class QNetConfig(ModelConfig):
     head_lr: float = 0.0  # hf.head_lr
     token_bias_lr: float = 0.0  # hf.token_bias_lr
     grad_checkpointing: bool = False  # hf.grad_checkpointing
+    train_layers: int = -1  # hf.train_layers
+    # The token ids every prompt starts with (a chat template's system turn): computed once into a KV cache.
+    prefix_ids: list[int] = field(default_factory=list)
 
 
 @dataclass

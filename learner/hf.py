@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import inspect
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from learner import trunk
 from learner.config import LearnerConfig, QNetConfig
 from learner.lora import (
     AdapterTarget,
@@ -133,11 +133,13 @@ def context_length(lm: nn.Module) -> int | None:
 
 @dataclass
 class HFDecodeCache:
-    """The model's own KV cache plus what the next step needs: the attention mask so far and the next positions."""
+    """The model's own KV caches (one, or the trunk's and the two tops' with hf.train_layers) plus what the next
+    step needs: the attention mask so far, the next positions, and the reference's log-probs at the last state."""
 
-    past: object  # transformers Cache, updated in place by each forward
+    past: object  # transformers Cache(s), updated in place by each forward
     attention_mask: torch.Tensor  # (B, P + t) long
     next_pos: torch.Tensor  # (B,) long
+    ref_logp: torch.Tensor | None = None  # (B, V) log pi_ref(. | s_t) where the network computes it
 
 
 class HFQNetwork(nn.Module):
@@ -150,9 +152,6 @@ class HFQNetwork(nn.Module):
         self.cfg = cfg
         self.lm = lm if lm is not None else load_causal_lm(cfg.hf_path)
         self.lm.config.use_cache = False  # the learner's passes; the actors ask for a cache explicitly
-        # transformers 5 names the cache argument `cache`, 4.x `past_key_values`: looked up once, not per token
-        forward_args = inspect.signature(self.lm.base_model.forward).parameters
-        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         lm_head = self.lm.get_output_embeddings()
         d = lm_head.in_features
         self.v_head = nn.Linear(d, 1) if cfg.q_head == "dueling_max" else None
@@ -171,49 +170,100 @@ class HFQNetwork(nn.Module):
         self.token_bias = nn.Parameter(torch.zeros(lm_head.out_features)) if cfg.token_bias else None
         self.base_only = base_only
         self._fingerprint: str | None = None
+        self._prefix = torch.tensor(cfg.prefix_ids, dtype=torch.long) if cfg.prefix_ids else None
+        self._frozen: dict[tuple[str, str], tuple[torch.Tensor, trunk.KV]] = {}  # prefix caches of frozen parts
+        self.split = cfg.train_layers >= 0 and not base_only
+        self._views: dict[str, nn.Module] = {}  # the parts of the body (learner/trunk.py), never registered twice
         if cfg.lora_rank > 0:
             add_lora(self.lm, cfg)
+        if self.split:
+            self._split(cfg.train_layers)
 
-    # ----- with LoRA the state is the adapters and heads; the base model is a reference -----
+    def _split(self, n: int) -> None:
+        """A frozen trunk of the bottom L - n blocks and two tops of n blocks over it: the online one (trained,
+        `top`) and the reference's (the original weights, `ref_top`)."""
+        body = self.lm.base_model
+        try:
+            layers, norm = trunk.body_blocks(body)
+        except trunk.SplitError as err:
+            raise HFModelError(str(err)) from None
+        if n > len(layers):
+            raise HFModelError(f"hf.train_layers={n} is more than the model's {len(layers)} blocks")
+        k = len(layers) - n
+        self.lm.requires_grad_(False)
+        self._views["trunk"] = trunk.body_view(body, layers[:k], norm if n == 0 else nn.Identity(), slice(0, k))
+        if n > 0:
+            self.top = nn.ModuleDict({"layers": trunk.renumbered(layers[k:]), "norm": copy.deepcopy(norm)})
+            self.ref_top = nn.ModuleDict({"layers": trunk.renumbered(layers[k:]), "norm": copy.deepcopy(norm)})
+            self.ref_top.requires_grad_(False)
+            for name, part in (("top", self.top), ("ref", self.ref_top)):
+                self._views[name] = trunk.body_view(body, part["layers"], part["norm"], slice(k, len(layers)))
+        self._check_split()
+
+    def _check_split(self) -> None:
+        """The reference read through trunk and top must be the model itself: refuse a body the views do not fit."""
+        with torch.no_grad():
+            ids = torch.arange(3, 9)[None] % self.vocab_size
+            full = torch.log_softmax(self.lm(input_ids=ids).logits.float(), -1)
+            t = self.trunk_pass(ids[:, :2], ids[:, 2:])
+            h_ref, _ = self._top("ref", t)
+            split = torch.log_softmax(self.lm.get_output_embeddings()(h_ref).float(), -1)
+        if not torch.allclose(split, full, atol=1e-3):
+            raise HFModelError(
+                f"hf.train_layers cannot split a {type(self.lm).__name__}: its body run as trunk and top does not "
+                "give the model's own outputs; leave hf.train_layers at -1 (LoRA with hf.lora_rank)"
+            )
+
+    # ----- with LoRA or a frozen trunk the state is the trained part; the base model is a reference -----
+    @property
+    def partial(self) -> bool:
+        """Whether the network trains a part of the model (adapters, or a top on a frozen trunk)."""
+        return self.cfg.lora_rank > 0 or self.split
+
+    def is_trained(self, key: str) -> bool:
+        if self.split:
+            return not key.startswith(("lm.", "ref_top."))
+        return is_trained_key(key)
+
     def state_dict(self, *args, **kwargs):
         state = super().state_dict(*args, **kwargs)
-        if self.cfg.lora_rank > 0:
-            for key in [k for k in state if not is_trained_key(k)]:
+        if self.partial:
+            for key in [k for k in state if not self.is_trained(k)]:
                 del state[key]
         return state
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        if self.cfg.lora_rank == 0:
+        if not self.partial:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         expected = set(self.state_dict())
         missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
         if strict and (missing or unexpected):
-            raise RuntimeError(f"adapters and heads differ: missing {missing[:3]}, unexpected {unexpected[:3]}")
+            raise RuntimeError(f"the trained weights differ: missing {missing[:3]}, unexpected {unexpected[:3]}")
         return super().load_state_dict(state_dict, strict=False, assign=assign)
 
     @classmethod
     def build(cls, cfg: QNetConfig, share_lm: QFunction | None = None) -> HFQNetwork:
         """A network on `share_lm`'s LM (another HFQNetwork: the task's fluency prior) where sharing is safe: under
-        LoRA only the adapters train, and the prior reads the base with them off. A network that trains its LM in
-        full loads its own copy."""
-        if cfg.lora_rank > 0 and isinstance(share_lm, HFQNetwork):
+        LoRA only the adapters train, and the prior reads the base with them off; a trained top is a copy. A
+        network that trains its LM in full loads its own copy."""
+        if (cfg.lora_rank > 0 or cfg.train_layers >= 0) and isinstance(share_lm, HFQNetwork):
             return cls(cfg, lm=share_lm.lm)
         return cls(cfg)
 
     def base_reference(self) -> dict[str, str] | None:
-        """The base model's path and weights fingerprint, stored in checkpoints in place of the base itself: under
-        LoRA, the base beneath the adapters; with `base_only`, the base it reads (the prior, which a LoRA network
-        shares). None for a network that trains its LM in full: its state dict is the whole model."""
-        if self.cfg.lora_rank == 0 and not self.base_only:
+        """The base model's path and weights fingerprint, stored in checkpoints in place of the base itself: the
+        base beneath the adapters or the trained top; with `base_only`, the base it reads (the prior, which such a
+        network shares). None for a network that trains its LM in full: its state dict is the whole model."""
+        if not self.partial and not self.base_only:
             return None
         if self._fingerprint is None:
             self._fingerprint = weights_fingerprint(self.lm)
         return {"path": self.cfg.hf_path, "fingerprint": self._fingerprint}
 
     def make_target(self) -> Target:
-        """The frozen target: under LoRA a copy of the adapters and heads over this network's base (never copied),
-        else a copy of the whole network."""
-        if self.cfg.lora_rank > 0:
+        """The frozen target: a copy of the trained part (adapters or top, and heads) run over this network's base
+        (never copied), else a copy of the whole network."""
+        if self.partial:
             return AdapterTarget(self)
         return copy.deepcopy(self).requires_grad_(False)
 
@@ -222,16 +272,21 @@ class HFQNetwork(nn.Module):
         they are set."""
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         head_lr = self.cfg.head_lr or cfg.lr
+        body = ("lm.", "top.")
         groups = [
-            {"params": [p for n, p in named if n.startswith("lm.")], "lr": cfg.lr},
-            {"params": [p for n, p in named if not n.startswith("lm.") and n != "token_bias"], "lr": head_lr},
+            {"params": [p for n, p in named if n.startswith(body)], "lr": cfg.lr},
+            {"params": [p for n, p in named if not n.startswith(body) and n != "token_bias"], "lr": head_lr},
             {"params": [p for n, p in named if n == "token_bias"], "lr": self.cfg.token_bias_lr or head_lr},
         ]
         return [g for g in groups if g["params"]]
 
     def describe(self) -> str:
         lora = f" with LoRA rank {self.cfg.lora_rank}" if self.cfg.lora_rank > 0 else ""
-        return f"Hugging Face {type(self.lm).__name__}{lora}"
+        if self.split:
+            n = self.cfg.train_layers
+            lora = f" training {'its top ' + str(n) + ' blocks and ' if n else ''}its heads on a frozen trunk"
+        prefix = f", a {len(self._prefix)}-token prompt prefix cached" if self._prefix is not None else ""
+        return f"Hugging Face {type(self.lm).__name__}{lora}{prefix}"
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -245,47 +300,56 @@ class HFQNetwork(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         if self.cfg.lora_rank > 0:
             save_adapters(self.lm, directory, self.cfg.hf_path)
-        else:
+        elif not self.split:
             self.lm.save_pretrained(directory)
-        heads = {k: v.detach().contiguous() for k, v in super().state_dict().items() if not k.startswith("lm.")}
+        kept = super().state_dict().items()
+        heads = {k: v.detach().contiguous() for k, v in kept if not k.startswith(("lm.", "ref_top."))}
         save_file(heads, directory / HEADS_FILE)
         write_config(directory, self.cfg, self.base_reference())
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, lm: nn.Module | None = None) -> HFQNetwork:
-        """The network `save_pretrained` wrote to `directory`. Under LoRA its base is `lm`, or loaded from the
-        config's hf_path, and must be the base the adapters were trained on (one sentence if not); without LoRA the
-        directory holds the whole LM."""
+        """The network `save_pretrained` wrote to `directory`. Under LoRA or with a trained top its base is `lm`,
+        or loaded from the config's hf_path, and must be the base it was trained on (one sentence if not);
+        otherwise the directory holds the whole LM."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
         cfg, base = read_config(directory)
         if not cfg.hf_path:
             raise QFunctionError(f"{directory} holds tokenq's own Q-network; load it with QNetwork.from_pretrained")
-        if cfg.lora_rank == 0:
+        if cfg.lora_rank == 0 and cfg.train_layers < 0:
             if lm is not None:
-                raise QFunctionError(f"{directory} holds a whole fine-tuned model; give lm only with LoRA adapters")
+                raise QFunctionError(f"{directory} holds a whole fine-tuned model; give lm only with a trained part")
             lm = load_causal_lm(str(directory))
         net = cls(cfg, lm=lm)
-        if cfg.lora_rank > 0:
+        if net.partial:
             check_base(base or {}, net.base_reference(), directory)
+        if cfg.lora_rank > 0:
             load_adapters(net.lm, directory)
         result = nn.Module.load_state_dict(net, load_file(directory / HEADS_FILE), strict=False)
-        missing = [k for k in result.missing_keys if not k.startswith("lm.")]
+        missing = [k for k in result.missing_keys if not k.startswith(("lm.", "ref_top."))]
         if missing or result.unexpected_keys:
             raise QFunctionError(f"the heads in {directory} do not fit its config (missing {missing[:2]})")
         return net
 
     def export_model(self) -> nn.Module:
         """The LM as a standard transformers model whose greedy policy is Q's (tokenq/export.py says what its head
-        computes): adapters merged into their layers, a separate Q head in place of the LM head. Like peft's
-        merge_and_unload it works in place: the network is not used after it."""
+        computes): adapters merged into their layers, a trained top copied into the model's top blocks, a separate
+        Q head in place of the LM head. Like peft's merge_and_unload it works in place: the network is not used
+        after it."""
         if self.token_bias is not None:
             raise QFunctionError(
                 "this run learned a per-token bias (hf.token_bias), which no standard LM head holds; export runs "
                 "trained without it"
             )
         lm = merge_lora(self.lm)
+        if self.split and self.cfg.train_layers > 0:
+            layers, norm = trunk.body_blocks(lm.base_model)
+            k = len(layers) - self.cfg.train_layers
+            for i, block in enumerate(self.top["layers"]):
+                layers[k + i].load_state_dict(block.state_dict())
+            norm.load_state_dict(self.top["norm"].state_dict())
         if self.q_head is not None:
             head = nn.Linear(self.q_head.in_features, self.q_head.out_features, bias=self.q_head.bias is not None)
             head.load_state_dict(self.q_head.state_dict())
@@ -318,65 +382,125 @@ class HFQNetwork(nn.Module):
             if isinstance(m, nn.Dropout):
                 m.p = 0.0
 
-    def q_values(self, h: torch.Tensor) -> torch.Tensor:
-        """h (B, [T,] D) final hidden states -> Q (B, [T,] V)."""
+    def q_values(self, h: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """h (B, [T,] D) final hidden states -> Q (B, [T,] V); `logits`: the LM head's output at h, where it is
+        already computed (the reference's, when the top is empty)."""
         if self.q_head is not None:
             q = self.q_head(h)
         else:
-            q = self.lm.get_output_embeddings()(h)
+            q = logits if logits is not None else self.lm.get_output_embeddings()(h)
             if self.v_head is not None:
                 q = self.v_head(h) + q - q.amax(-1, keepdim=True)
         return q if self.token_bias is None else q + self.token_bias
 
-    def _body(self, input_ids, attention_mask, position_ids, past=None) -> tuple[torch.Tensor, object]:
-        out = self.lm.base_model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=past is not None,
-            **({self._cache_arg: past} if past is not None else {}),
-        )
-        return out.last_hidden_state, past
+    # ----- running the body: whole, or as a frozen trunk and tops (learner/trunk.py) -----
+    def _layout(self, prompts: torch.Tensor, actions: torch.Tensor | None) -> trunk.Layout:
+        return trunk.layout(prompts, actions, self._prefix, pad_id=0)
 
-    @staticmethod
-    def left_align(prompts: torch.Tensor, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded prompts (B, P) (-1 = padding) -> left-padded ids and their attention mask, both (B, P)."""
-        lengths = (prompts >= 0).sum(1)  # (B,)
-        prompts = prompts[:, : int(lengths.max())]  # columns of padding alone cost compute and change nothing
-        B, P = prompts.shape
-        src = torch.arange(P, device=prompts.device)[None, :] - (P - lengths)[:, None]  # column j holds token src
-        mask = src >= 0
-        ids = prompts.gather(1, src.clamp(min=0)).masked_fill(~mask, pad_id)
-        return ids, mask.long()
+    def _frozen_prefix(self, part: str, x: torch.Tensor, embeds: bool) -> tuple[torch.Tensor, trunk.KV]:
+        """The prefix through a part that never changes (the trunk, the reference top), computed once per device."""
+        key = (part, str(x.device))
+        if key not in self._frozen:
+            with torch.no_grad():
+                self._frozen[key] = trunk.prefix_pass(self._views[part], x, embeds)
+        return self._frozen[key]
 
-    def forward(self, prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """prompts (B, P) right-padded with -1, actions (B, T) -> Q(s_t, .) for t = 0..T: (B, T+1, V)."""
-        ids, mask = self.left_align(prompts)
-        P = ids.shape[1]
-        input_ids = torch.cat([ids, actions], dim=1)  # (B, P + T)
-        attention_mask = torch.cat([mask, torch.ones_like(actions)], dim=1)
-        position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    def trunk_pass(self, prompts: torch.Tensor, actions: torch.Tensor | None, keep: bool = False) -> trunk.TrunkOut:
+        """The frozen trunk over prompts (and actions), under no_grad; `keep`: with a cache for further steps."""
+        lay = self._layout(prompts, actions)
+        with torch.no_grad():
+            pre = self._frozen_prefix("trunk", self._prefix.to(prompts.device)[None], False) if lay.prefix else None
+            cache = trunk.expand(pre[1], len(prompts)) if pre else (trunk.expand(None, 0) if keep else None)
+            h = trunk.run(self._views["trunk"], lay.ids, lay, cache, embeds=False)
+        return trunk.TrunkOut(lay, h, pre[0] if pre else None, cache)
+
+    def _top(self, part: str, t: trunk.TrunkOut, keep: bool = False) -> tuple[torch.Tensor, object]:
+        """A top ("top": the online one, "ref": the reference's) over the trunk's output; the trunk's own output
+        when the top is empty (hf.train_layers=0)."""
+        if self.cfg.train_layers == 0:
+            return t.h, None
+        view, B = self._views[part], len(t.h)
+        cache = trunk.expand(None, 0) if keep else None
+        if t.lay.prefix:
+            if part == "ref":
+                _, kv = self._frozen_prefix("ref", t.h_prefix, True)
+            else:  # the online top changes with every update: its prefix is computed again, at batch 1
+                _, kv = trunk.prefix_pass(view, t.h_prefix, True)
+            cache = trunk.expand(kv, B)
+        with torch.no_grad() if part == "ref" else nullcontext():
+            return trunk.run(view, t.h, t.lay, cache, embeds=True), cache
+
+    def _whole(self, lay: trunk.Layout, keep: bool) -> tuple[torch.Tensor, object]:
+        """The whole body (with any adapters) over a layout, from the prefix's cache where it has one."""
+        cache = trunk.expand(None, 0) if keep else None
         with self._mode():
-            h, _ = self._body(input_ids, attention_mask, position_ids)
-        return self.q_values(h[:, P - 1 :])  # (B, T+1, V)
+            if lay.prefix:
+                body = self.lm.base_model
+                _, kv = trunk.prefix_pass(body, self._prefix.to(lay.ids.device)[None], False)
+                cache = trunk.expand(kv, len(lay.ids))
+            return trunk.run(self.lm.base_model, lay.ids, lay, cache, embeds=False), cache
+
+    def _heads(self, h: torch.Tensor, h_ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q and log pi_ref at the last position, from the online top's and the reference top's hidden states."""
+        ref_logits = self.lm.get_output_embeddings()(h_ref)
+        q = self.q_values(h, ref_logits if h is h_ref else None)
+        return q, torch.log_softmax(ref_logits.float(), -1)
+
+    def forward(
+        self, prompts: torch.Tensor, actions: torch.Tensor, trunk_out: trunk.TrunkOut | None = None
+    ) -> torch.Tensor:
+        """prompts (B, P) right-padded with -1, actions (B, T) -> Q(s_t, .) for t = 0..T: (B, T+1, V).
+        `trunk_out`: the frozen trunk's output for them, where it is already computed (q_pair)."""
+        if self.split:
+            t = trunk_out if trunk_out is not None else self.trunk_pass(prompts, actions)
+            h, _ = self._top("top", t)
+            return self.q_values(h[:, t.lay.prompt_end :])
+        lay = self._layout(prompts, actions)
+        h, _ = self._whole(lay, keep=False)
+        return self.q_values(h[:, lay.prompt_end :])  # (B, T+1, V)
+
+    def q_pair(self, target: Target, prompts: torch.Tensor, actions: torch.Tensor):
+        """(online Q, target Q under no_grad), each (B, T+1, V); with a frozen trunk, from one trunk pass."""
+        kwargs = {"trunk_out": self.trunk_pass(prompts, actions)} if self.split else {}
+        q = self(prompts, actions, **kwargs)
+        with torch.no_grad():
+            return q, target(prompts, actions, **kwargs)
+
+    def reference_log_probs(self, cache: HFDecodeCache) -> torch.Tensor | None:
+        """log pi_ref(. | s_t) (B, V) at the state `start` or `step` last computed, where the network computes it
+        (a frozen trunk's reference top); None otherwise."""
+        return cache.ref_logp
 
     @torch.no_grad()
     def start(self, prompts: torch.Tensor, max_new: int) -> tuple[torch.Tensor, HFDecodeCache]:
-        """Prefill the prompts into the model's KV cache; Q(s_0, .) (B, V)."""
-        from transformers import DynamicCache
-
-        ids, mask = self.left_align(prompts)
-        position_ids = (mask.cumsum(1) - 1).clamp(min=0)
-        with self._mode():
-            h, past = self._body(ids, mask, position_ids, past=DynamicCache(config=self.lm.config))
-        cache = HFDecodeCache(past, mask, position_ids[:, -1] + 1)
-        return self.q_values(h[:, -1]), cache
+        """Prefill the prompts into the model's KV cache (from the prefix's cache); Q(s_0, .) (B, V)."""
+        if not self.split:
+            lay = self._layout(prompts, None)
+            h, past = self._whole(lay, keep=True)
+            return self.q_values(h[:, -1]), HFDecodeCache(past, lay.mask, lay.positions[:, -1] + 1)
+        t = self.trunk_pass(prompts, None, keep=True)
+        h, top_cache = self._top("top", t, keep=True)
+        h_ref, ref_cache = self._top("ref", t, keep=True)
+        q, ref = self._heads(h[:, -1], h_ref[:, -1])
+        past = (t.cache, top_cache, ref_cache)
+        return q, HFDecodeCache(past, t.lay.mask, t.lay.positions[:, -1] + 1, ref)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, cache: HFDecodeCache) -> torch.Tensor:
         """Append one token per sequence (B,) and return Q of the new state (B, V): one position of compute."""
         cache.attention_mask = torch.cat([cache.attention_mask, torch.ones_like(tokens)[:, None]], dim=1)
-        with self._mode():
-            h, cache.past = self._body(tokens[:, None], cache.attention_mask, cache.next_pos[:, None], cache.past)
+        lay = trunk.Layout(tokens[:, None], cache.attention_mask, cache.next_pos[:, None], 0, 0)
         cache.next_pos = cache.next_pos + 1
-        return self.q_values(h[:, -1])
+        if not self.split:
+            with self._mode():
+                h = trunk.run(self.lm.base_model, lay.ids, lay, cache.past, embeds=False)
+            return self.q_values(h[:, -1])
+        trunk_cache, top_cache, ref_cache = cache.past
+        h = trunk.run(self._views["trunk"], lay.ids, lay, trunk_cache, embeds=False)
+        if self.cfg.train_layers == 0:
+            h_top = h_ref = h
+        else:
+            h_top = trunk.run(self._views["top"], h, lay, top_cache, embeds=True)
+            h_ref = trunk.run(self._views["ref"], h, lay, ref_cache, embeds=True)
+        q, cache.ref_logp = self._heads(h_top[:, -1], h_ref[:, -1])
+        return q

@@ -45,8 +45,12 @@ class Learner:
             self.online.enable_grad_checkpointing()
         self.target = self.online.make_target()
         # self.online and self.target stay the plain modules: state_dict names get no "_orig_mod." prefix.
-        compiled = compiled_forward if cfg.compile else (lambda m: m)
-        self.online_fwd, self.target_fwd = compiled(self.online), compiled(self.target)
+        self.online_fwd = compiled_forward(self.online) if cfg.compile else self.online
+        self.q_pair = (  # (online Q, target Q): one frozen trunk pass for both where the network has one
+            compiled_pair(self.online_fwd, compiled_forward(self.target))
+            if cfg.compile
+            else lambda prompts, actions: self.online.q_pair(self.target, prompts, actions)
+        )
         self.trainable = [p for p in self.online.parameters() if p.requires_grad]  # with LoRA: adapters and heads
         self.optimizer = torch.optim.AdamW(
             self.online.param_groups(cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
@@ -80,9 +84,7 @@ class Learner:
         b.wait()
         dec_in = b.actions[:, :-1]  # Q(s_0..s_{T-1}) needs a_0..a_{T-2}
         with self.autocast:
-            q_online_t = self.online_fwd(b.prompts, dec_in)  # (B, T, V)
-            with torch.no_grad():
-                q_target_t = self.target_fwd(b.prompts, dec_in)  # (B, T, V)
+            q_online_t, q_target_t = self.q_pair(b.prompts, dec_in)  # (B, T, V) each
         out = double_dqn_loss(
             q_online_t.float(),
             q_target_t.float(),
@@ -242,6 +244,17 @@ def compiled_forward(net: torch.nn.Module):
         return fwd(prompts, actions)
 
     return forward
+
+
+def compiled_pair(online, target):
+    """learner.compile's (online Q, target Q): both forwards compiled, the target's under no_grad."""
+
+    def pair(prompts: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = online(prompts, actions)
+        with torch.no_grad():
+            return q, target(prompts, actions)
+
+    return pair
 
 
 def _to(obj, device: str):

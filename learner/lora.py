@@ -183,8 +183,8 @@ class AdapterTarget:
         self.online = online
         self.params = {k: v.detach().clone() for k, v in online.state_dict().items()}
 
-    def __call__(self, prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(self.online, self.params, (prompts, actions), strict=False)
+    def __call__(self, prompts: torch.Tensor, actions: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.func.functional_call(self.online, self.params, (prompts, actions), kwargs, strict=False)
 
     def named_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
         return iter(self.params.items())

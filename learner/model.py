@@ -214,6 +214,16 @@ class QNetwork(nn.Module):
             x = x[:, prompts.shape[1] :]
         return self._q_head(x, prompts)
 
+    def q_pair(self, target: QNetwork, prompts: torch.Tensor, actions: torch.Tensor):
+        """(online Q, target Q under no_grad), each (B, T+1, V): two passes, as the networks share nothing."""
+        q = self(prompts, actions)
+        with torch.no_grad():
+            return q, target(prompts, actions)
+
+    def reference_log_probs(self, cache: DecodeCache) -> None:
+        """tokenq's own network holds no reference model."""
+        return None
+
     @torch.no_grad()
     def start(self, prompts: torch.Tensor, max_new: int) -> tuple[torch.Tensor, DecodeCache]:
         """Encode the prompts and return Q(s_0, .) (B, V) with a cache sized for `max_new` more tokens."""

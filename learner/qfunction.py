@@ -34,7 +34,7 @@ class Target(Protocol):
     """The frozen Double-DQN target (`QFunction.make_target`): a copy of the whole network, or of a LoRA network's
     adapters and heads run over the online network's base."""
 
-    def __call__(self, prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, prompts: torch.Tensor, actions: torch.Tensor, **kwargs) -> torch.Tensor: ...
 
     def named_parameters(self) -> Iterator[tuple[str, torch.Tensor]]: ...
 
@@ -59,12 +59,22 @@ class QFunction(Protocol):
         """Append one token per sequence (B,): Q of the new state (B, V)."""
         ...
 
+    def reference_log_probs(self, cache: object) -> torch.Tensor | None:
+        """log pi_ref(. | s) (B, V) of the reference model at the state `start`/`step` last computed, where the
+        network computes it in the same pass (a frozen trunk's reference top, hf.train_layers); else None."""
+        ...
+
     # ----- learning (the learner): whole sequences in one pass -----
     def forward(self, prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q(s_t, .) for t = 0..T: (B, T+1, V)."""
         ...
 
     def __call__(self, prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor: ...
+
+    def q_pair(self, target: Target, prompts: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(online Q, the target's Q under no_grad), each (B, T+1, V): what one Double-DQN update reads; a network
+        with a frozen trunk runs it once for both."""
+        ...
 
     # ----- the trainable state: checkpointed, published to actors, copied into the target -----
     def state_dict(self, *args, **kwargs) -> dict[str, torch.Tensor]:

@@ -64,6 +64,7 @@ def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
         sep_id=task.tokenizer.sep_id,
         hf_path=cfg.init.from_hf,
         **{name: getattr(cfg.hf, name) for name in NETWORK_HF_FIELDS},
+        prefix_ids=task.tokenizer.shared_prefix() if cfg.init.from_hf else [],
     )
 
 
