@@ -194,6 +194,7 @@ class HFQNetwork(nn.Module):
         self._views["trunk"] = trunk.body_view(body, layers[:k], norm if n == 0 else nn.Identity(), slice(0, k))
         if n > 0:
             self.top = nn.ModuleDict({"layers": trunk.renumbered(layers[k:]), "norm": copy.deepcopy(norm)})
+            self.top.requires_grad_(True)  # copies of frozen blocks: trained from here on
             self.ref_top = nn.ModuleDict({"layers": trunk.renumbered(layers[k:]), "norm": copy.deepcopy(norm)})
             self.ref_top.requires_grad_(False)
             for name, part in (("top", self.top), ("ref", self.ref_top)):
