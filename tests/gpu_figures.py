@@ -84,6 +84,23 @@ TINY_HF_SHAPES = {
         "parameters": 22_721 + 2 * 2_048,  # adapters: 4 * (64 + 48 + 48 + 64 + 96 + 96 + 96) per layer
         "trainable": 2 * 2_048 + 33,  # adapters and the V head
     },
+    # hf.train_layers=1 on a 2-token shared prefix: the trunk is block 0, the top block 1; C = 9 - 2 = 7 tokens are
+    # computed per episode, each attending to 9. Per block and episode: projections 2 * 9,216 * 7 = 129,024 and
+    # attention 4 * 7 * 9 * 32 = 8,064, so trunk and top forward are 4 * 137,088 = 548,352 each. The prefix through
+    # the top at batch 1: 2 * 9,216 * 2 + 4 * 2 * 2 * 32 = 37,376 per forward (online and target), and its backward
+    # the top block's key and value projections alone, 8 * 32 * 16 * 2 = 8,192 (its output is read only as keys and
+    # values). Heads: 4 * 49,536 = 198,144 per forward; the online backward takes the LM head's input gradient and
+    # the V head's two products, 4 * (2 * 32 * 128 * 6 + 4 * 32 * 6) = 199,680. Trunk once, top 4 x (forward, two
+    # backward products, target), prefix twice plus its backward, heads twice plus their backward.
+    "hf_trunk": {
+        "batch": 4,
+        "steps": 6,
+        "prompt_len": 4,
+        "flops": 548_352 + 4 * 548_352 + 2 * 37_376 + 8_192 + 2 * 198_144 + 199_680,  # 3,420,672
+        "recomputed": 4 * 2 * 7 * 9 * 32,  # the top's attention scores, 16,128
+        "parameters": 22_721 + 2 * (9_280 + 32),  # the online and the reference top: a block and a norm each
+        "trainable": 9_280 + 32 + 33,  # the online top and the V head
+    },
 }
 HF_KEYS = (
     "updates_per_s",

@@ -178,6 +178,14 @@ def test_gpu_script_on_cuda(tmp_path):
     }
     # The attention scores FlopCounterMode also counts as recomputed in the backward: 2 S^2 d per layer per episode.
     recomputed = {"smollm2": 128 * 2 * 30 * 79**2 * 576, "llama1b": 64 * 2 * 16 * 79**2 * 2048}
+    # The trunk shapes train the top 2 blocks after a 32-token prefix: 47 of the 79 tokens are computed, and the top's
+    # backward recomputes its attention scores (the prefix's through its bottom block). A block holds the projections
+    # and two norms: SmolLM2 3,538,944 + 2 * 576, the 1B Llama 60,817,408 + 2 * 2048.
+    trunk_recomputed = {
+        "smollm2": 128 * 2 * 2 * 47 * 79 * 576 + 2 * 32**2 * 576,
+        "llama1b": 64 * 2 * 2 * 47 * 79 * 2048 + 2 * 32**2 * 2048,
+    }
+    block = {"smollm2": 3_538_944 + 2 * 576, "llama1b": 60_817_408 + 2 * 2048}
     hf_shapes = {}
     for shape in HF_SHAPES:
         model, mode = shape.name.split("_")
@@ -193,6 +201,15 @@ def test_gpu_script_on_cuda(tmp_path):
             "trainable": adapters + v_head if lora else base + v_head,
             "sent": adapters + v_head if lora else base + v_head + shape.hidden * shape.vocab,
         }
+        if mode == "trunk":  # the online and the reference top: 2 blocks and a final norm each
+            top = 2 * block[model] + shape.hidden
+            hf_shapes[shape.name].update(
+                flops=None,
+                recomputed=trunk_recomputed[model],
+                parameters=base + v_head + 2 * top,
+                trainable=top + v_head,
+            )
+            del hf_shapes[shape.name]["sent"]
     check_gpu_figures(figures, GPU_SHAPES, 790.0, cuda=True, hf_shapes=hf_shapes)
     for name in GPU_SHAPES:
         assert 1 <= figures[f"{name}.timed_updates"] <= 5

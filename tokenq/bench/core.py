@@ -289,7 +289,7 @@ def _bench_hf(reps: int) -> dict:
     except ImportError:
         log.info("bench: no hf.* figures (the Hugging Face extra is not installed)")
         return {}
-    from tokenq.bench_hf import bench_hf
+    from tokenq.bench.hf import bench_hf
 
     return bench_hf(reps)
 

@@ -152,10 +152,10 @@ def measured_peak_tflops(device: str, tiny: bool) -> float:
 def measure_hf(shape, device: str, warmup: int, max_updates: int, max_seconds: float, peaks: dict) -> dict:
     """One Hugging Face shape: updates/s, tokens/s and MFU (tokenq/bench/hf.py builds the network and counts FLOPs)."""
     from distributed.codec import weights_arrays, weights_nbytes
-    from tokenq.bench.hf import hf_network, hf_update_flops
+    from tokenq.bench.hf import hf_network, hf_update_flops, shape_batch
 
     learner = Learner(LearnerConfig(n_step=1, device=device), None, net=hf_network(shape))
-    batch = full_batch(shape.batch, shape.prompt_len, shape.steps, shape.vocab, np.random.default_rng(0))
+    batch = shape_batch(shape, np.random.default_rng(0))
     seconds, done = timed_updates(learner, batch, warmup, max_updates, max_seconds)
     flops = hf_update_flops(shape)
     achieved = flops / seconds

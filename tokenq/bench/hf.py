@@ -89,6 +89,8 @@ class HFShape:
     steps: int  # tokens generated per episode
     batch: int  # episodes per update
     lora_rank: int = 0  # 0: full fine-tuning
+    train_layers: int = -1  # hf.train_layers: >= 0 trains the top blocks (and heads) on a frozen trunk
+    prefix: int = 0  # prompt tokens every prompt starts with, computed once into a KV cache
 
 
 def _llama(hidden, intermediate, layers, heads, kv_heads, vocab) -> dict:
@@ -105,17 +107,42 @@ HF_SHAPES = [
     HFShape("llama1b_full", **LLAMA_1B, prompt_len=48, steps=32, batch=64),
     HFShape("llama1b_lora", **LLAMA_1B, prompt_len=48, steps=32, batch=64, lora_rank=LORA_RANK),
 ]
+TRUNK_LAYERS = 2  # the top blocks the shared-trunk shapes train
+HF_SHAPES += [
+    HFShape("smollm2_trunk", **SMOLLM2_135M, prompt_len=48, steps=32, batch=128, train_layers=TRUNK_LAYERS, prefix=32),
+    HFShape("llama1b_trunk", **LLAMA_1B, prompt_len=48, steps=32, batch=64, train_layers=TRUNK_LAYERS, prefix=32),
+]
 TINY_HF_SHAPES = [
     HFShape("hf_full", **TINY_LLAMA, prompt_len=4, steps=6, batch=4),
     HFShape("hf_lora", **TINY_LLAMA, prompt_len=4, steps=6, batch=4, lora_rank=4),
+    HFShape("hf_trunk", **TINY_LLAMA, prompt_len=4, steps=6, batch=4, train_layers=1, prefix=2),
 ]
+
+
+def prefix_ids(shape: HFShape) -> list[int]:
+    """The shape's shared prompt prefix: ids the synthetic batches (`shape_batch`) start every prompt with."""
+    return [4 + j % (shape.vocab - 4) for j in range(shape.prefix)]
+
+
+def shape_batch(shape: HFShape, rng: np.random.Generator):
+    """A full batch of the shape (tokenq/bench/common.py's `full_batch`), every prompt starting with its prefix."""
+    batch = full_batch(shape.batch, shape.prompt_len, shape.steps, shape.vocab, rng)
+    batch.prompts[:, : shape.prefix] = prefix_ids(shape)
+    return batch
 
 
 def hf_network(shape: HFShape) -> HFQNetwork:
     """The shape's Q-network: a tied Llama with the dueling_max head (LoRA on every linear layer of the body)."""
     s = shape
     lm = llama(s.vocab, s.hidden, s.intermediate, s.layers, s.heads, s.kv_heads, s.prompt_len + s.steps)
-    cfg = QNetConfig(q_head="dueling_max", hf_path=s.name, lora_rank=s.lora_rank, lora_alpha=2.0 * s.lora_rank)
+    cfg = QNetConfig(
+        q_head="dueling_max",
+        hf_path=s.name,
+        lora_rank=s.lora_rank,
+        lora_alpha=2.0 * s.lora_rank,
+        train_layers=s.train_layers,
+        prefix_ids=prefix_ids(s),
+    )
     return HFQNetwork(cfg, lm=lm)
 
 
@@ -131,6 +158,8 @@ def hf_update_flops(shape: HFShape) -> int:
     d, i, L, V = shape.hidden, shape.intermediate, shape.layers, shape.vocab
     d_kv = d * shape.kv_heads // shape.heads
     S, T = shape.prompt_len + shape.steps - 1, shape.steps
+    if shape.train_layers >= 0:
+        return trunk_update_flops(shape)
     linear = 2 * L * (2 * d * d + 2 * d * d_kv + 3 * d * i) * S
     attention = L * 4 * S * S * d
     head = 2 * (d * V + d) * T
@@ -145,3 +174,45 @@ def hf_update_flops(shape: HFShape) -> int:
     first_qkv = S * (2 * (d * d + 2 * d * d_kv) + 3 * 2 * r * d)
     input_grads = shape.batch * (linear + 2 * attention + 2 * d * V * T + 4 * d * T - first_qkv)
     return 2 * forward + input_grads + 4 * adapters
+
+
+def _blocks(shape: HFShape, n: int, queries: int, keys: int) -> int:
+    """Matmul FLOPs of n blocks' forward for `queries` new tokens of one sequence attending to `keys` positions."""
+    d, i = shape.hidden, shape.intermediate
+    d_kv = d * shape.kv_heads // shape.heads
+    return n * (2 * (2 * d * d + 2 * d * d_kv + 3 * d * i) * queries + 4 * queries * keys * d)
+
+
+def trunk_update_flops(shape: HFShape) -> int:
+    """Matmul FLOPs of one update with hf.train_layers=N (learner/trunk.py) on `batch` episodes of S tokens, of which
+    the first p are the shared prefix: C = S - p tokens are computed, each attending to all S.
+    - The trunk (L - N blocks) runs once, under no_grad, for the online and the target Q; the prefix's keys and
+      values through it are computed once for the run, not per update.
+    - The online top (N blocks) runs over the C tokens, and over the prefix at batch 1 (its weights change with
+      every update). Its backward takes input and weight gradients: over the C tokens 2 x their forward; over the
+      prefix, whose output is read only as keys and values, through its bottom N - 1 blocks and the top block's
+      key and value projections.
+    - The target's top runs the same forward again, without backward.
+    - The LM head and V head are read at the T scored positions by both; the online backward takes the LM head's
+      input gradient (its weights are the frozen embeddings) and the V head's two products, or with N = 0 (the
+      trunk's output needs no gradient) only the V head's weight gradient.
+    tests check the sum against torch's FlopCounterMode, which also counts the attention scores the top's backward
+    recomputes."""
+    d, L, V, N = shape.hidden, shape.layers, shape.vocab, shape.train_layers
+    S, T, p = shape.prompt_len + shape.steps - 1, shape.steps, shape.prefix
+    C = S - p
+    trunk_forward = shape.batch * _blocks(shape, L - N, C, S)
+    d_kv = d * shape.kv_heads // shape.heads
+    top_forward = shape.batch * _blocks(shape, N, C, S)
+    prefix_forward = _blocks(shape, N, p, p)
+    prefix_backward = 2 * _blocks(shape, N - 1, p, p) + 8 * d * d_kv * p if N and p else 0
+    head = shape.batch * 2 * (d * V + d) * T
+    head_backward = shape.batch * (2 * d * T if N == 0 else 2 * d * V * T + 4 * d * T)
+    return trunk_forward + 4 * top_forward + 2 * prefix_forward + prefix_backward + 2 * head + head_backward
+
+
+def trunk_recomputed_flops(shape: HFShape) -> int:
+    """The attention scores FlopCounterMode counts a second time in the top's backward (trunk_update_flops)."""
+    d, N, p = shape.hidden, shape.train_layers, shape.prefix
+    S = shape.prompt_len + shape.steps - 1
+    return shape.batch * N * 2 * (S - p) * S * d + max(N - 1, 0) * 2 * p * p * d
