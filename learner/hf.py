@@ -17,9 +17,17 @@ With `hf.lora_rank` > 0 (learner/lora.py) the LM is frozen and carries adapters;
 its adapters and heads alone, which is what checkpoints keep and what actors receive. `base_only=True` makes a
 network that reads the base model with the adapters off: the fluency prior, sharing the LM with the Q-network.
 
+With `hf.train_layers=N` (learner/trunk.py) the LM is frozen and split: a trunk of its bottom blocks, run once per
+batch under no_grad, feeds the online top (copies of the top N blocks and the final norm, trained), the target's top
+(a copy of the trained part, `AdapterTarget`) and the reference's top (the LM's own top blocks): `q_pair` gives
+the online and the target Q from one trunk pass, and `start` / `step` give Q and log pi_ref
+(`reference_log_probs`) from one trunk pass per token. The state dict is then the top and the heads alone. A prompt
+prefix shared by every prompt (`QNetConfig.prefix_ids`: the chat template's system turn) is read from a KV cache,
+computed once for the frozen parts and once per batch at batch 1 for a trained one.
+
 `save_pretrained` writes a directory as transformers and peft do: the adapters (peft's adapter_config.json and
-adapter_model.safetensors) or, without LoRA, the whole LM (its config.json and weights); the heads in
-`HEADS_FILE`; the QNetConfig and base reference in learner/qfunction.py's CONFIG_FILE.
+adapter_model.safetensors) or, without LoRA or a trained top, the whole LM (its config.json and weights); the heads
+(and a trained top) in `HEADS_FILE`; the QNetConfig and base reference in learner/qfunction.py's CONFIG_FILE.
 """
 
 from __future__ import annotations

@@ -296,3 +296,27 @@ def test_actors_read_the_fluency_prior_from_the_trunks_reference_as_the_prior_co
     own_pass = task.episode_rewards(prompts, episodes.actions, episodes.lengths)  # the prior's pass
     assert episodes.lengths.min() > 1 and np.abs(own_pass).max() > 0
     np.testing.assert_allclose(episodes.rewards, own_pass, atol=1e-4)
+
+
+@pytest.mark.slow  # two fresh processes, each loading transformers and peft
+def test_the_hf_bench_measures_both_paths_and_checks_their_flop_counts(tiny_dir, tmp_path, capsys):
+    pytest.importorskip("peft")
+    out = tmp_path / "hf.json"
+    code, stdout, err = run_main(["bench", "--hf", tiny_dir, "--quick", "--train-layers", "1", "--out", out], capsys)
+    assert code == 0, err
+    figures = json.loads(out.read_text())
+    for path in ("lora", "trunk"):
+        assert figures[f"hf.learner.flops_checked.{path}"] is True  # the analytic count within the counter's bracket
+        assert figures[f"hf.learner.updates_per_s.{path}"] > 0 and figures[f"hf.rollout.tokens_per_s.{path}"] > 0
+        assert figures[f"hf.learner.peak_rss_mb.{path}"] > 0
+        assert figures[f"hf.learner.gflops.{path}"] == pytest.approx(
+            figures[f"hf.learner.flops_per_update.{path}"] * figures[f"hf.learner.updates_per_s.{path}"] / 1e9
+        )
+    # the trunk path trains block 1 of 2 and the heads; LoRA rank 8 its adapters and heads
+    assert figures["hf.learner.trainable_parameters.trunk"] == 9_280 + 32 + 33 + figures["hf.vocab"]
+    assert figures["hf.learner.speedup"] == pytest.approx(
+        figures["hf.learner.updates_per_s.trunk"] / figures["hf.learner.updates_per_s.lora"]
+    )
+    assert "hf.rollout.speedup" in stdout
+    code, _, err = run_main(["bench", "--hf", tmp_path / "missing"], capsys)
+    assert code == 2 and "no such model directory" in err and len(err.strip().splitlines()) == 1

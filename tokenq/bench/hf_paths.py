@@ -134,6 +134,8 @@ def one(path: str, model: str, reps: int, threads: int, train_layers: int) -> di
         f"hf.learner.peak_rss_mb.{path}": rss,
         f"hf.learner.trainable_parameters.{path}": learner.trainable_parameters(),
         f"hf.rollout.tokens_per_s.{path}": BATCH * STEPS / rollout,
+        "hf.vocab": vocab,
+        "hf.prefix_tokens": len(prefix),
     }
 
 
@@ -171,6 +173,7 @@ def run_hf_paths(model: str, quick: bool = False, threads: int = 1, train_layers
     figures = {"hf.model": load_model(model)[2] if model == "shape" else model, "hf.threads": threads}
     figures.update({"hf.batch": BATCH, "hf.prompt_tokens": PROMPT, "hf.new_tokens": STEPS})
     figures["hf.train_layers"] = train_layers
+    figures["hf.vocab"] = 0  # filled in by the paths
     figures["hf.matmul_gflops"] = bench_matmul(reps)["machine.matmul_gflops"]
     for path in ("lora", "trunk"):
         cmd = [sys.executable, "-m", "tokenq.bench.hf_paths", path, model, str(reps), str(threads), str(train_layers)]
