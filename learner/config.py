@@ -165,6 +165,11 @@ class LearnerConfig:
     max_rollbacks: int = 3  # rollbacks to the same good state (no checkpoint since) before the run stops as diverged
     metrics_every: int = 10  # updates between host syncs of the learner's metrics
     compile: bool = False  # torch.compile the online and target networks' forward (dynamic shapes: T varies)
+    # "hard": Double DQN's max backup. "soft": the KL-regularised backup over a reference policy pi_ref,
+    # V(s) = beta log sum_a pi_ref(a|s) exp(Q(s, a) / beta); tokenq's own networks have no reference model, so
+    # pi_ref is uniform there (the entropy-regularised MDP). Small beta is close to hard; large beta stays near pi_ref.
+    backup: str = "hard"
+    beta: float = 0.1  # the soft backup's temperature (reward units per nat of KL)
 
     def problems(self) -> list[str]:
         """This section's invalid values, each one sentence."""
@@ -175,6 +180,8 @@ class LearnerConfig:
                 (0 <= self.gamma < 1, f"learner.gamma must be in [0, 1), got {self.gamma}"),
                 (0 <= self.target_tau <= 1, f"learner.target_tau must be in [0, 1], got {self.target_tau}"),
                 (self.lr > 0, f"learner.lr must be > 0, got {self.lr}"),
+                (self.backup in ("hard", "soft"), f"learner.backup must be hard or soft, got {self.backup!r}"),
+                (self.beta > 0, f"learner.beta must be > 0, got {self.beta}"),
                 (
                     self.device in ("auto", "cpu", "cuda"),
                     f"learner.device must be auto, cpu or cuda, got {self.device!r}",

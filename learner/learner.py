@@ -15,7 +15,7 @@ import torch
 
 from learner.config import LearnerConfig, QNetConfig
 from learner.lora import check_base
-from learner.losses import double_dqn_loss, sequence_priorities, valid_mask
+from learner.losses import double_dqn_loss, sequence_priorities, soft_q_loss, valid_mask
 from learner.model import make_network
 from learner.qfunction import QFunction
 from learner.staging import StagedBatch, Stager
@@ -85,17 +85,12 @@ class Learner:
         dec_in = b.actions[:, :-1]  # Q(s_0..s_{T-1}) needs a_0..a_{T-2}
         with self.autocast:
             q_online_t, q_target_t = self.q_pair(b.prompts, dec_in)  # (B, T, V) each
-        out = double_dqn_loss(
-            q_online_t.float(),
-            q_target_t.float(),
-            b.actions,
-            b.rewards,
-            b.lengths,
-            b.weights,
-            self.cfg.gamma,
-            self.cfg.n_step,
-            self.cfg.huber_delta,
-        )
+        c = self.cfg
+        args = (b.actions, b.rewards, b.lengths, b.weights, c.gamma, c.n_step)
+        if c.backup == "soft":  # a network without a reference model: pi_ref uniform
+            out = soft_q_loss(q_online_t.float(), q_target_t.float(), None, *args, c.beta, c.huber_delta)
+        else:
+            out = double_dqn_loss(q_online_t.float(), q_target_t.float(), *args, c.huber_delta)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.cfg.grad_clip)

@@ -7,6 +7,7 @@ For an episode of length L with rewards r_0..r_{L-1} (s_L is terminal: EOS or th
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -64,12 +65,61 @@ def double_dqn_loss(
     q_online_t, q_target_t: (B, T, V) Q(s_t, .) for t = 0..T-1 from one forward pass each; a_t, r_t: (B, T);
     lengths: (B,); weights: (B,) importance weights of the sampled sequences.
     """
-    mask = valid_mask(lengths, a_t.shape[1])
-    q_taken_t = q_online_t.gather(-1, a_t[..., None]).squeeze(-1)
     with torch.no_grad():
         a_star_t = q_online_t.argmax(-1, keepdim=True)
         q_boot_t = q_target_t.gather(-1, a_star_t).squeeze(-1)
-        y_t = nstep_targets(r_t, q_boot_t.float(), lengths, gamma, n_step)
+    return td_loss(q_online_t, q_boot_t, a_t, r_t, lengths, weights, gamma, n_step, huber_delta)
+
+
+def soft_values(q: torch.Tensor, log_ref: torch.Tensor | None, beta: float) -> torch.Tensor:
+    """V(s) = beta log sum_a pi_ref(a|s) exp(Q(s, a) / beta) over the last axis: the value of the KL-regularised
+    token MDP whose policy is pi_ref exp((Q - V) / beta). `log_ref` (same shape as q) log pi_ref, or None for the
+    uniform reference (the entropy-regularised MDP). As beta -> 0 it becomes max Q over pi_ref's support."""
+    z = q.float() / beta
+    if log_ref is None:
+        return beta * (torch.logsumexp(z, -1) - math.log(q.shape[-1]))
+    return beta * torch.logsumexp(z + log_ref.float(), -1)
+
+
+def soft_q_loss(
+    q_online_t: torch.Tensor,
+    q_target_t: torch.Tensor,
+    log_ref_t: torch.Tensor | None,
+    a_t: torch.Tensor,
+    r_t: torch.Tensor,
+    lengths: torch.Tensor,
+    weights: torch.Tensor,
+    gamma: float,
+    n_step: int,
+    beta: float,
+    huber_delta: float = 1.0,
+) -> LossOutput:
+    """double_dqn_loss with the soft backup: the target bootstraps from the target network's soft value
+    V_target(s_{t+n}) (soft_values; log_ref_t (B, T, V) log pi_ref(. | s_t), or None for uniform). Q = 0 and r = 0
+    give y = 0: the warm start, whose policy is pi_ref, is Bellman-consistent."""
+    with torch.no_grad():
+        v_boot_t = soft_values(q_target_t, log_ref_t, beta)
+    out = td_loss(q_online_t, v_boot_t, a_t, r_t, lengths, weights, gamma, n_step, huber_delta)
+    with torch.no_grad():
+        return out._replace(v_online_t=soft_values(q_online_t.detach(), log_ref_t, beta))
+
+
+def td_loss(
+    q_online_t: torch.Tensor,
+    boot_t: torch.Tensor,
+    a_t: torch.Tensor,
+    r_t: torch.Tensor,
+    lengths: torch.Tensor,
+    weights: torch.Tensor,
+    gamma: float,
+    n_step: int,
+    huber_delta: float,
+) -> LossOutput:
+    """The importance-weighted Huber loss of n-step targets bootstrapped from boot_t = V(s_t) (B, T)."""
+    mask = valid_mask(lengths, a_t.shape[1])
+    q_taken_t = q_online_t.gather(-1, a_t[..., None]).squeeze(-1)
+    with torch.no_grad():
+        y_t = nstep_targets(r_t, boot_t.float(), lengths, gamma, n_step)
     td_t = (y_t - q_taken_t.float()) * mask
     per_step = F.huber_loss(q_taken_t.float(), y_t, reduction="none", delta=huber_delta)
     loss = (per_step * mask * weights[:, None]).sum() / mask.sum().clamp(min=1)

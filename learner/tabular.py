@@ -1,4 +1,5 @@
-"""References for the neural learner on enumerable tasks: exact Q* by backward induction, and tabular Q-learning.
+"""References for the neural learner on enumerable tasks: exact Q* (and the soft Q* of the entropy-regularised
+MDP) by backward induction, and tabular Q-learning.
 
 A state is (prompt, prefix): the prompt's token ids and the tokens generated so far (no EOS among them).
 Pure: imports neither ray nor torch. A task is anything with the attributes actors/tasks.py's Task has
@@ -48,6 +49,29 @@ def q_star(task, gamma: float) -> dict[State, np.ndarray]:
                 q[a] += gamma * table[(prompt.tobytes(), prefix + (a,))].max()
         table[(prompt.tobytes(), prefix)] = q
     return table
+
+
+def soft_q_star(task, gamma: float, beta: float) -> dict[State, np.ndarray]:
+    """The soft Q* of the entropy-regularised MDP (a uniform reference over the vocabulary), by backward induction:
+    Q(s, a) = r(s, a) + gamma V(s') with V(s) = beta log mean_a exp(Q(s, a) / beta) (learner/losses.py
+    soft_values); terminal s' add nothing. As beta -> 0 it is q_star."""
+    if not task.enumerable:
+        raise ValueError(f"task {task.name!r} is too large to enumerate every state")
+    table: dict[State, np.ndarray] = {}
+    for prompt, prefix in reversed(enumerate_states(task)):
+        q = np.zeros(task.vocab_size)
+        for a in range(task.vocab_size):
+            q[a] = _reward(task, prompt, prefix, a)
+            if not _terminal(task, prefix, a):
+                q[a] += gamma * soft_value(table[(prompt.tobytes(), prefix + (a,))], beta)
+        table[(prompt.tobytes(), prefix)] = q
+    return table
+
+
+def soft_value(q: np.ndarray, beta: float) -> float:
+    """beta log mean_a exp(q_a / beta), computed stably."""
+    m = q.max()
+    return float(m + beta * np.log(np.mean(np.exp((q - m) / beta))))
 
 
 def tabular_q_learning(

@@ -1,6 +1,11 @@
+import math
+
+import numpy as np
 import torch
 
-from learner.losses import double_dqn_loss, nstep_targets, sequence_priorities
+from actors.tasks import make_task
+from learner.losses import double_dqn_loss, nstep_targets, sequence_priorities, soft_q_loss, soft_values
+from learner.tabular import enumerate_states, q_star, soft_q_star, soft_value
 
 
 def test_two_step_double_dqn_target_by_hand():
@@ -56,3 +61,61 @@ def test_sequence_priorities_r2d2_mix():
     td = torch.tensor([[1.0, -3.0, 2.0, 100.0]])
     p = sequence_priorities(td, torch.tensor([3]))
     torch.testing.assert_close(p, torch.tensor([0.9 * 3 + 0.1 * 2.0]))
+
+
+def test_soft_values_by_hand_and_their_limits():
+    q = torch.tensor([[1.0, 2.0, 4.0]])
+    # uniform reference: beta log mean exp(q / beta)
+    want = 0.5 * math.log((math.exp(2.0) + math.exp(4.0) + math.exp(8.0)) / 3)
+    torch.testing.assert_close(soft_values(q, None, 0.5), torch.tensor([want]))
+    # a reference with no mass on the best token: the soft value tends to the max over its support as beta -> 0
+    log_ref = torch.log(torch.tensor([[0.5, 0.5, 0.0]]))
+    assert abs(float(soft_values(q, log_ref, 1e-3)) - 2.0) < 1e-2
+    assert abs(float(soft_values(q, None, 1e-3)) - 4.0) < 1e-2
+    # Q = 0: V = beta log sum pi_ref = 0 for every beta, whatever the reference
+    ref = torch.log_softmax(torch.randn(2, 5, 7), -1)
+    torch.testing.assert_close(soft_values(torch.zeros(2, 5, 7), ref, 0.3), torch.zeros(2, 5))
+
+
+def test_the_soft_backup_holds_at_the_warm_start_and_bootstraps_from_the_target_soft_value():
+    B, T, V = 2, 4, 6
+    ref = torch.log_softmax(torch.randn(B, T, V), -1)
+    a_t, lengths = torch.randint(0, V, (B, T)), torch.tensor([4, 2])
+    zero = soft_q_loss(
+        torch.zeros(B, T, V),
+        torch.zeros(B, T, V),
+        ref,
+        a_t,
+        torch.zeros(B, T),
+        lengths,
+        torch.ones(B),
+        gamma=1.0,
+        n_step=1,
+        beta=0.1,
+    )
+    assert float(zero.loss) < 1e-12 and zero.td_t.abs().max() < 1e-6  # Q = 0, r = 0: no TD error (up to rounding)
+    q_target = torch.randn(B, T, V)
+    r_t = torch.randn(B, T)
+    out = soft_q_loss(torch.zeros(B, T, V), q_target, ref, a_t, r_t, lengths, torch.ones(B), 0.9, 1, 0.1)
+    v = soft_values(q_target, ref, 0.1)
+    # y_t = r_t + gamma V_target(s_{t+1}) before the end; the last step's target is its reward
+    torch.testing.assert_close(out.td_t[0, :3], r_t[0, :3] + 0.9 * v[0, 1:])
+    torch.testing.assert_close(out.td_t[1], torch.stack([r_t[1, 0] + 0.9 * v[1, 1], r_t[1, 1], *torch.zeros(2)]))
+
+
+def test_soft_q_star_satisfies_the_soft_bellman_equation_and_tends_to_q_star():
+    task = make_task("tiny")
+    hard = q_star(task, gamma=0.9)
+    soft = soft_q_star(task, gamma=0.9, beta=0.2)
+    eos = task.tokenizer.eos_id
+    for prompt, prefix in enumerate_states(task):
+        q = soft[(prompt.tobytes(), prefix)]
+        for a in range(task.vocab_size):
+            r = float(task.rewards(prompt[None], np.array([[*prefix, a]]), len(prefix))[0])
+            last = a == eos or len(prefix) + 1 >= task.max_steps
+            nxt = 0.0 if last else 0.9 * soft_value(soft[(prompt.tobytes(), (*prefix, a))], 0.2)
+            assert abs(q[a] - (r + nxt)) < 1e-9
+        # a soft value is below the hard max by at most beta log V per step ahead
+        assert np.all(q <= hard[(prompt.tobytes(), prefix)] + 1e-9)
+    near = soft_q_star(task, gamma=0.9, beta=1e-3)
+    assert max(float(np.abs(near[s] - hard[s]).max()) for s in hard) < 0.02

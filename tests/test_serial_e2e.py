@@ -20,6 +20,15 @@ def test_tiny_learns_q_star(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["learner_updates"] == 1000
 
 
+def test_tiny_learns_the_soft_q_star_with_the_soft_backup(tmp_path):
+    """learner.backup=soft: the neural learner against the exact soft Q* of the entropy-regularised MDP (a uniform
+    reference), which the run's evaluation compares it with."""
+    cfg = load_config("tiny", ["train.total_updates=1000", "learner.backup=soft", "learner.beta=0.3"])
+    summary = train_serial(cfg, tmp_path, "tiny")
+    assert summary["eval"]["q_star_max_abs_error"] <= 0.05
+    assert summary["eval"]["success_rate"] == 1.0
+
+
 @pytest.mark.slow
 def test_reverse_reaches_target_and_eval_reloads_it(tmp_path):
     cfg = load_config("reverse", ["train.stop_at_target=true", "train.eval_every=50", "train.max_seconds=60"])

@@ -18,7 +18,7 @@ from learner.config import NETWORK_HF_FIELDS, QNetConfig
 from learner.learner import Learner
 from learner.model import make_network
 from learner.qfunction import QFunction
-from learner.tabular import State, q_star
+from learner.tabular import State, q_star, soft_q_star
 from tokenq.config import Config, ConfigError, config_from_dict
 
 log = logging.getLogger("tokenq")
@@ -126,7 +126,10 @@ def build_spec(cfg: Config) -> RunSpec:
     task = build_task(cfg)
     net_cfg = resolve_net_config(cfg, task)
     heldout = build_heldout(cfg, task)
-    table = q_star(task, cfg.learner.gamma) if task.enumerable else None
+    soft = cfg.learner.backup == "soft"
+    table = None
+    if task.enumerable:  # the exact Q* of the backup the learner runs
+        table = soft_q_star(task, cfg.learner.gamma, cfg.learner.beta) if soft else q_star(task, cfg.learner.gamma)
     return RunSpec(cfg, task, net_cfg, heldout, table)
 
 

@@ -451,6 +451,11 @@ def validate(cfg: Config, needs_hf_model: bool = True) -> None:
         value = getattr(c.hf, f.name)
         _check(hf or value == f.default, f"hf.{f.name}={value} needs a Hugging Face model (init.from_hf)")
     _check(
+        not hf or c.learner.backup == "hard",
+        "learner.backup=soft on a Hugging Face model needs its reference's log-probs in the learner, which tokenq "
+        "does not compute yet; use learner.backup=hard",
+    )
+    _check(
         hf or c.task.system_prompt == "auto",
         "task.system_prompt needs a Hugging Face chat model (init.from_hf)",
     )
