@@ -39,7 +39,8 @@ class HFTokenizer:
         self._vocab_size = int(vocab_size)
         self.use_chat = chat_template == "auto" and bool(getattr(tok, "chat_template", None))
         # "auto": the template's own system turn; "none": an empty one; other text: that text
-        self.system = [] if system_prompt == "auto" else [{"role": "system", "content": _system_text(system_prompt)}]
+        text = "" if system_prompt == "none" else system_prompt
+        self.system = [] if system_prompt == "auto" else [{"role": "system", "content": text}]
         self._special = set(tok.all_special_ids)
         self._pieces: list[str] | None = None
 
@@ -107,10 +108,6 @@ class HFTokenizer:
     def fingerprint(self) -> str:
         vocab = sorted(self.tok.get_vocab().items(), key=lambda kv: kv[1])
         return hashlib.sha256("\n".join(k for k, _ in vocab).encode()).hexdigest()[:16]
-
-
-def _system_text(system_prompt: str) -> str:
-    return "" if system_prompt == "none" else system_prompt
 
 
 def pad_prompts(rows: Sequence[Sequence[int]], width: int | None = None) -> np.ndarray:

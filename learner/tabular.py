@@ -38,23 +38,18 @@ def enumerate_states(task) -> list[tuple[np.ndarray, tuple[int, ...]]]:
 def q_star(task, gamma: float) -> dict[State, np.ndarray]:
     """Q*(s, .) for every state, by backward induction from the longest prefixes:
     Q*(s, a) = r(s, a) + gamma * max_a' Q*(s', a') for non-terminal s', else r(s, a)."""
-    if not task.enumerable:
-        raise ValueError(f"task {task.name!r} is too large to enumerate every state")
-    table: dict[State, np.ndarray] = {}
-    for prompt, prefix in reversed(enumerate_states(task)):
-        q = np.zeros(task.vocab_size)
-        for a in range(task.vocab_size):
-            q[a] = _reward(task, prompt, prefix, a)
-            if not _terminal(task, prefix, a):
-                q[a] += gamma * table[(prompt.tobytes(), prefix + (a,))].max()
-        table[(prompt.tobytes(), prefix)] = q
-    return table
+    return _backward_induction(task, gamma, lambda q: float(q.max()))
 
 
 def soft_q_star(task, gamma: float, beta: float) -> dict[State, np.ndarray]:
     """The soft Q* of the entropy-regularised MDP (a uniform reference over the vocabulary), by backward induction:
     Q(s, a) = r(s, a) + gamma V(s') with V(s) = beta log mean_a exp(Q(s, a) / beta) (learner/losses.py
     soft_values); terminal s' add nothing. As beta -> 0 it is q_star."""
+    return _backward_induction(task, gamma, lambda q: soft_value(q, beta))
+
+
+def _backward_induction(task, gamma: float, value) -> dict[State, np.ndarray]:
+    """Q(s, a) = r(s, a) + gamma value(Q(s', .)) for non-terminal s', else r(s, a), from the longest prefixes."""
     if not task.enumerable:
         raise ValueError(f"task {task.name!r} is too large to enumerate every state")
     table: dict[State, np.ndarray] = {}
@@ -63,7 +58,7 @@ def soft_q_star(task, gamma: float, beta: float) -> dict[State, np.ndarray]:
         for a in range(task.vocab_size):
             q[a] = _reward(task, prompt, prefix, a)
             if not _terminal(task, prefix, a):
-                q[a] += gamma * soft_value(table[(prompt.tobytes(), prefix + (a,))], beta)
+                q[a] += gamma * value(table[(prompt.tobytes(), prefix + (a,))])
         table[(prompt.tobytes(), prefix)] = q
     return table
 

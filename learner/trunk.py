@@ -19,6 +19,7 @@ the rest of its prompts.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -112,10 +113,16 @@ def run(view: nn.Module, x: torch.Tensor, lay: Layout, cache, embeds: bool) -> t
     return out.last_hidden_state
 
 
-def _cache_arg(view: nn.Module) -> str:
+@functools.cache
+def _cache_arg_of(body_class: type) -> str:
+    """transformers 5 names the cache argument `cache`, 4.x `past_key_values`: looked up once per class."""
     import inspect
 
-    return "cache" if "cache" in inspect.signature(view.forward).parameters else "past_key_values"
+    return "cache" if "cache" in inspect.signature(body_class.forward).parameters else "past_key_values"
+
+
+def _cache_arg(view: nn.Module) -> str:
+    return _cache_arg_of(type(view))
 
 
 def prefix_pass(view: nn.Module, x: torch.Tensor, embeds: bool) -> tuple[torch.Tensor, KV]:

@@ -81,6 +81,25 @@ def tiny_lm(arch: str, seed: int = 0, vocab: int = 101):
 PROMPTS = torch.tensor([[5, 6, 7, 8, 9], [10, 11, -1, -1, -1], [12, 13, 14, -1, -1], [15, -1, -1, -1, -1]])
 
 
+def sampled_batch(prompts: torch.Tensor, seed: int = 0):
+    """A replay batch of 4 episodes over `prompts` (4 rows): random actions (ids 3..100) and rewards, lengths 6-3."""
+    import numpy as np
+
+    from replay.episodes import SampledBatch
+
+    rng = np.random.default_rng(seed)
+    B, T = len(prompts), 6
+    return SampledBatch(
+        prompts=prompts.numpy(),
+        actions=rng.integers(3, 101, (B, T)),
+        rewards=rng.normal(size=(B, T)).astype(np.float32),
+        lengths=np.array([6, 5, 4, 3]),
+        weights=np.ones(B, np.float32),
+        slots=np.arange(B),
+        generations=np.zeros(B, np.int64),
+    )
+
+
 def exported_and_ours(run, exported_dir, n: int) -> tuple[list, list]:
     """Greedy token ids for n keyword prompts from tokenq (the run's newest checkpoint) and from the exported model's
     generate(do_sample=False)."""

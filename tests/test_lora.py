@@ -12,36 +12,24 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("peft")
 
-from hf_models import PROMPTS, exported_and_ours, save_tiny_model, tiny_lm  # noqa: E402
+from hf_models import PROMPTS, exported_and_ours, sampled_batch, save_tiny_model, tiny_lm  # noqa: E402
 from procs import run_main  # noqa: E402
 
 from learner.config import LearnerConfig, QNetConfig  # noqa: E402
 from learner.hf import HFQNetwork  # noqa: E402
 from learner.learner import Learner  # noqa: E402
 from learner.lora import AdapterTarget, merge_lora  # noqa: E402
-from replay.episodes import SampledBatch  # noqa: E402
 
 LORA = QNetConfig(q_head="dueling_max", lora_rank=4, hf_path="tiny", token_bias=True)
 
 
-def batch(seed: int = 0) -> SampledBatch:
-    rng = np.random.default_rng(seed)
-    B, T = len(PROMPTS), 6
-    return SampledBatch(
-        prompts=PROMPTS.numpy(),
-        actions=rng.integers(3, 101, (B, T)),
-        rewards=rng.normal(size=(B, T)).astype(np.float32),
-        lengths=np.array([6, 5, 4, 3]),
-        weights=np.ones(B, np.float32),
-        slots=np.arange(B),
-        generations=np.zeros(B, np.int64),
-    )
+def batch(seed: int = 0):
+    return sampled_batch(PROMPTS, seed)
 
 
 def lora_learner(arch: str = "llama", **learner_kw) -> Learner:

@@ -18,7 +18,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from hf_models import PROMPTS, exported_and_ours, save_tiny_model, tiny_lm, train_tokenizer  # noqa: E402
+from hf_models import PROMPTS, exported_and_ours, sampled_batch, save_tiny_model, tiny_lm, train_tokenizer  # noqa: E402
 from procs import run_main  # noqa: E402
 
 from actors.hf_text import HFTokenizer  # noqa: E402
@@ -26,7 +26,6 @@ from learner.config import LearnerConfig, QNetConfig  # noqa: E402
 from learner.hf import HFModelError, HFQNetwork  # noqa: E402
 from learner.learner import Learner  # noqa: E402
 from learner.lora import AdapterTarget  # noqa: E402
-from replay.episodes import SampledBatch  # noqa: E402
 
 PREFIX = [3, 4, 5]  # the ids every prompt starts with (a chat template's system turn)
 PREFIXED = torch.cat([torch.tensor(PREFIX).expand(len(PROMPTS), -1), PROMPTS], dim=1)  # prompts of 4 to 8 tokens
@@ -118,19 +117,8 @@ def test_a_lora_network_reads_the_prefix_from_its_cache_and_gives_the_same_q():
         assert torch.allclose(decode(net, PREFIXED, ACTIONS)[0], want, atol=1e-4)
 
 
-def batch(seed: int = 0) -> SampledBatch:
-    rng = np.random.default_rng(seed)
-    B, T = len(PREFIXED), 6
-    prompts = np.where(PREFIXED.numpy() >= 0, PREFIXED.numpy(), -1)
-    return SampledBatch(
-        prompts=prompts,
-        actions=rng.integers(3, 101, (B, T)),
-        rewards=rng.normal(size=(B, T)).astype(np.float32),
-        lengths=np.array([6, 5, 4, 3]),
-        weights=np.ones(B, np.float32),
-        slots=np.arange(B),
-        generations=np.zeros(B, np.int64),
-    )
+def batch(seed: int = 0):
+    return sampled_batch(PREFIXED, seed)
 
 
 def test_an_update_trains_only_the_top_and_the_heads_and_publishes_only_them():

@@ -211,8 +211,11 @@ def trunk_update_flops(shape: HFShape) -> int:
     return trunk_forward + 4 * top_forward + 2 * prefix_forward + prefix_backward + 2 * head + head_backward
 
 
-def trunk_recomputed_flops(shape: HFShape) -> int:
-    """The attention scores FlopCounterMode counts a second time in the top's backward (trunk_update_flops)."""
+def recomputed_flops(shape: HFShape) -> int:
+    """The attention scores FlopCounterMode counts a second time in the backward, 2 Tq Tk d per trained attention:
+    every layer's over the whole sequence (full fine-tuning, LoRA), or the top's (trunk_update_flops)."""
     d, N, p = shape.hidden, shape.train_layers, shape.prefix
     S = shape.prompt_len + shape.steps - 1
+    if N < 0:
+        return shape.batch * shape.layers * 2 * S * S * d
     return shape.batch * N * 2 * (S - p) * S * d + max(N - 1, 0) * 2 * p * p * d

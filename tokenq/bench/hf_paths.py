@@ -34,6 +34,7 @@ PROMPT, STEPS, BATCH = 37, 24, 8
 LORA_RANK = 8
 TRUNK_LAYERS = 2
 GOAL = 3.0
+SHAPE_DESCRIPTION = "a Llama of SmolLM2-135M's shape (random weights)"
 
 
 def smollm2_gguf() -> str | None:
@@ -56,7 +57,7 @@ def load_model(model: str):
     if model == "shape":
         s = SMOLLM2_135M
         lm = llama(s["vocab"], s["hidden"], s["intermediate"], s["layers"], s["heads"], s["kv_heads"], 2048)
-        return lm.eval(), None, "a Llama of SmolLM2-135M's shape (random weights)"
+        return lm.eval(), None, SHAPE_DESCRIPTION
     from actors.hf_text import HFTokenizer
 
     lm = load_causal_lm(model)
@@ -87,11 +88,12 @@ def model_shape(lm, prefix: int, **kw):
 
 def one(path: str, model: str, reps: int, threads: int, train_layers: int) -> dict:
     """One path's figures, in this process."""
+    from actors.text_task import PriorModel
     from learner.config import LearnerConfig, QNetConfig
     from learner.hf import HFQNetwork
     from learner.learner import Learner
     from tokenq.bench.common import counted_update_flops, full_batch, timed
-    from tokenq.bench.hf import hf_update_flops, trunk_recomputed_flops
+    from tokenq.bench.hf import hf_update_flops, recomputed_flops
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -119,11 +121,12 @@ def one(path: str, model: str, reps: int, threads: int, train_layers: int) -> di
     seconds = timed(lambda: learner.update(batch), reps)
     counted = counted_update_flops(learner, batch)
     flops = hf_update_flops(shape)
-    # FlopCounterMode also counts the attention scores the backward recomputes (2 Tq Tk d per trained layer).
-    S, d = PROMPT + STEPS - 1, shape.hidden
-    recomputed = trunk_recomputed_flops(shape) if trunk else BATCH * shape.layers * 2 * S * S * d
+    recomputed = recomputed_flops(shape)  # FlopCounterMode also counts the scores the backward recomputes
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rollout = timed(lambda: act(net, batch.prompts, trunk), reps)
+    prior = (
+        None if trunk else PriorModel(HFQNetwork(QNetConfig(hf_path="prior", q_head="plain"), lm=lm, base_only=True))
+    )
+    rollout = timed(lambda: act(net, prior, batch.prompts), reps)
     return {
         f"hf.learner.updates_per_s.{path}": 1 / seconds,
         f"hf.learner.s_per_update.{path}": seconds,
@@ -140,25 +143,20 @@ def one(path: str, model: str, reps: int, threads: int, train_layers: int) -> di
 
 
 @torch.no_grad()
-def act(net, prompts: np.ndarray, trunk: bool) -> np.ndarray:
+def act(net, prior, prompts: np.ndarray) -> np.ndarray:
     """What an actor computes for one batch (actors/rollout.py): greedy generation of STEPS tokens with Q from the
     KV cache, and the fluency prior's log-probs of the tokens taken: from the network's own reference top on the
-    trunk path, from the prior's pass over the whole episodes (tokenq's PriorModel) on the LoRA path."""
-    from actors.text_task import PriorModel
-    from learner.config import QNetConfig
-    from learner.hf import HFQNetwork
-
+    trunk path (`prior` None), from the prior's pass over the whole episodes (tokenq's PriorModel) on the LoRA path."""
     q, cache = net.start(torch.as_tensor(prompts), STEPS)
     actions, taken = [], []
     for _ in range(STEPS):
         a = q.argmax(-1)
         actions.append(a)
-        if trunk:
+        if prior is None:
             taken.append(net.reference_log_probs(cache).gather(1, a[:, None])[:, 0])
         q = net.step(a, cache)
     actions = torch.stack(actions, 1).numpy()
-    if not trunk:
-        prior = PriorModel(HFQNetwork(QNetConfig(hf_path="prior", q_head="plain"), lm=net.lm, base_only=True))
+    if prior is not None:
         prior.token_log_probs(prompts, actions)
     return actions
 
@@ -170,10 +168,9 @@ def run_hf_paths(model: str, quick: bool = False, threads: int = 1, train_layers
         model = smollm2_gguf() or "shape"
     torch.set_num_threads(threads)
     reps = 2 if quick else 3
-    figures = {"hf.model": load_model(model)[2] if model == "shape" else model, "hf.threads": threads}
+    figures = {"hf.model": SHAPE_DESCRIPTION if model == "shape" else model, "hf.threads": threads}
     figures.update({"hf.batch": BATCH, "hf.prompt_tokens": PROMPT, "hf.new_tokens": STEPS})
     figures["hf.train_layers"] = train_layers
-    figures["hf.vocab"] = 0  # filled in by the paths
     figures["hf.matmul_gflops"] = bench_matmul(reps)["machine.matmul_gflops"]
     for path in ("lora", "trunk"):
         cmd = [sys.executable, "-m", "tokenq.bench.hf_paths", path, model, str(reps), str(threads), str(train_layers)]
