@@ -64,9 +64,20 @@ class HFTokenizer:
     def encode(self, text: str) -> list[int]:
         return list(self.tok.encode(text, add_special_tokens=False))
 
-    def encode_prompt(self, text: str) -> list[int]:
+    def encode_prompt(self, text: str | list[dict]) -> list[int]:
         """A user prompt's ids: through the chat template (generation prompt added) when it has one, else the text
-        after the tokenizer's BOS, if it has one, so that every prompt has at least one token."""
+        after the tokenizer's BOS, if it has one, so that every prompt has at least one token. Chat messages
+        ([{"role": ..., "content": ...}, ...]) go through the template as they are, the system turn added where
+        they have none."""
+        if not isinstance(text, str):
+            if not self.use_chat:
+                raise TextError("chat messages need a tokenizer with a chat template (and hf.chat_template=auto)")
+            system = [] if any(m["role"] == "system" for m in text) else self.system
+            return list(
+                self.tok.apply_chat_template(
+                    [*system, *text], add_generation_prompt=True, tokenize=True, return_dict=False
+                )
+            )
         if self.use_chat:
             return list(
                 self.tok.apply_chat_template(

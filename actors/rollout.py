@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from actors.policy import epsilon_greedy
+from actors.policy import GREEDY, Policy
 from actors.tasks import PromptSource, Reference, Task
 from actors.tokenizer import PAD
 from learner.config import QNetConfig
@@ -25,10 +25,10 @@ def generate(
     prompts: np.ndarray,
     epsilon: float | np.ndarray,
     rng: np.random.Generator,
-    explore: str = "uniform",
-    temperature: float = 1.0,
+    policy: Policy = GREEDY,
 ) -> EpisodeBatch:
-    """Run B episodes at once with the KV-cached decoder and an epsilon-greedy policy."""
+    """Run B episodes at once with the KV-cached decoder: `policy` (actors/policy.py), epsilon-greedy on top. The
+    episodes keep Q(s_t, a_t) and V(s_t) under the policy's backup, for their initial priorities."""
     B, S = len(prompts), task.max_steps
     device = next(net.parameters()).device
     q, cache = net.start(torch.as_tensor(prompts, device=device), S)
@@ -40,13 +40,14 @@ def generate(
     ref = net.reference_log_probs(cache) is not None  # the network's own pass gives the prior's log-probs too
     ref_taken, ref_best = np.zeros((B, S), dtype=np.float32), np.zeros((B, S), dtype=np.float32)
     for t in range(S):
-        q_np = q.float().cpu().numpy()  # the step's one copy to the host
-        a = epsilon_greedy(q_np, epsilon, rng, explore, temperature)
+        logp = net.reference_log_probs(cache)
+        q_np = q.float().cpu().numpy()  # the step's copies to the host: Q, and log pi_ref for the soft policy
+        ref_np = logp.float().cpu().numpy() if logp is not None and policy.beta is not None else None
+        a, v = policy.act(q_np, ref_np, epsilon, rng)
         actions[alive, t] = a[alive]
         q_taken[alive, t] = q_np[alive, a[alive]]
-        values[alive, t] = q_np[alive].max(1)
+        values[alive, t] = v[alive]
         if ref:
-            logp = net.reference_log_probs(cache)
             rows = torch.as_tensor(a, device=logp.device)[:, None]
             ref_taken[:, t] = logp.gather(1, rows)[:, 0].cpu().numpy()
             ref_best[:, t] = logp.amax(1).cpu().numpy()
@@ -72,7 +73,7 @@ def initial_priorities(batch: EpisodeBatch, gamma: float, n_step: int) -> np.nda
 
 
 class RolloutWorker:
-    """Generates batches of episodes with its own copy of the Q-network and a fixed epsilon."""
+    """Generates batches of episodes with its own copy of the Q-network, its policy and a fixed epsilon."""
 
     def __init__(
         self,
@@ -84,13 +85,11 @@ class RolloutWorker:
         gamma: float,
         n_step: int,
         seed: int,
-        explore: str = "uniform",
-        temperature: float = 1.0,
+        policy: Policy = GREEDY,
         net: torch.nn.Module | None = None,
     ):
         """`net`: the acting network, already built (default: built from net_cfg)."""
-        self.task, self.prompts = task, prompts
-        self.explore, self.temperature = explore, temperature
+        self.task, self.prompts, self.policy = task, prompts, policy
         self.epsilon, self.batch_size, self.gamma, self.n_step = epsilon, batch_size, gamma, n_step
         self.rng = np.random.default_rng(seed)
         self.net = (net if net is not None else make_network(net_cfg)).eval()
@@ -104,7 +103,7 @@ class RolloutWorker:
 
     def rollout(self) -> EpisodeBatch:
         prompts = self.prompts.sample(self.batch_size)
-        batch = generate(self.net, self.task, prompts, self.epsilon, self.rng, self.explore, self.temperature)
+        batch = generate(self.net, self.task, prompts, self.epsilon, self.rng, self.policy)
         batch.priorities = initial_priorities(batch, self.gamma, self.n_step)
         batch.versions = np.full(len(batch.lengths), self.weights_version, dtype=np.int64)  # staleness, per episode
         self.env_steps += batch.num_transitions

@@ -79,10 +79,13 @@ class Task:
     def prompt_space_size(self) -> int:
         return len(self.tokenizer.letter_ids) ** self.prompt_len
 
-    def encode_prompts(self, lines: list[str], source: str) -> np.ndarray:
-        """(N, prompt_len) ids of prompt lines from `source` (a file name, for the error message)."""
+    def encode_prompts(self, lines: list[str], source: str, records: list | None = None) -> np.ndarray:
+        """(N, prompt_len) ids of prompt lines from `source` (a file name, for the error message); `records` (a
+        prompt file's other fields) are for text tasks' reward functions."""
         rows = []
         for n, line in enumerate(lines, 1):
+            if not isinstance(line, str):
+                raise TaskError(f"{source} line {n} holds chat messages, which task {self.name} cannot read")
             text = line.strip()
             try:
                 ids = self.tokenizer.encode(text)
@@ -281,6 +284,17 @@ BUILTIN_TASKS: dict[str, type[Task]] = {
 }
 
 
+def load_attribute(name: str, what: str):
+    """`module:attribute` imported (the working directory on the path, as with `python -m`), or one sentence."""
+    module_name, _, attr = name.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise TaskError(f"cannot load {what} {name!r}: {err}") from None
+
+
 def make_task(name: str, prompt_len: int = 0) -> Task:
     """A built-in task by name, or a user task from `module:attribute` (a Task subclass or a reward function)."""
     kwargs = {"prompt_len": prompt_len} if prompt_len else {}
@@ -288,13 +302,7 @@ def make_task(name: str, prompt_len: int = 0) -> Task:
         return BUILTIN_TASKS[name](**kwargs)
     if ":" not in name:
         raise TaskError(f"unknown task {name!r}; choose one of {sorted(BUILTIN_TASKS)} or give module:attribute")
-    module_name, attr = name.split(":", 1)
-    if os.getcwd() not in sys.path:  # a user's module imports from the working directory, as with `python -m`
-        sys.path.append(os.getcwd())
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise TaskError(f"cannot load task {name!r}: {err}") from None
+    obj = load_attribute(name, "task")
     if inspect.isclass(obj) and issubclass(obj, Task):
         return obj(**kwargs)
     if callable(obj):

@@ -11,6 +11,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from actors.tokenizer import BOS, EOS, PAD, SEP, SPECIAL_TOKENS
@@ -122,7 +123,9 @@ class WordTokenizer:
             out.append(i)
         return out
 
-    def encode_prompt(self, text: str) -> list[int]:
+    def encode_prompt(self, text: str | list[dict]) -> list[int]:
+        if not isinstance(text, str):
+            raise TextError("chat messages need a Hugging Face chat model (init.from_hf); a word vocabulary reads text")
         return self.encode(text)
 
     def decode(self, ids, skip_special: bool = True) -> str:
@@ -211,8 +214,24 @@ def _jsonl_field(path: Path, line_no: int, line: str, keys: tuple[str, ...]) -> 
     raise TextError(f"{path} line {line_no} has no string field {' or '.join(repr(k) for k in keys)}")
 
 
-def read_prompt_file(path: Path) -> list[str]:
-    """Prompts, one per line, or JSONL records with a "prompt" (or "text") field."""
+def read_prompt_file(path: Path) -> list[str | list[dict]]:
+    """The prompts of a prompt file (read_prompt_records), without their other fields."""
+    return [r.prompt for r in read_prompt_records(path)]
+
+
+@dataclass
+class PromptRecord:
+    """One prompt of a prompt file: what the model reads, as TRL passes it to reward functions (a string, or chat
+    messages [{"role": ..., "content": ...}, ...]), and the record's other fields (TRL's dataset columns), which
+    sequence-level reward functions receive as keyword arguments."""
+
+    prompt: str | list[dict]
+    columns: dict = field(default_factory=dict)
+
+
+def read_prompt_records(path: Path) -> list[PromptRecord]:
+    """Prompts, one per line, or JSONL records with a "prompt" (text or chat messages), "messages" (chat messages)
+    or "text" field; a record's other fields are kept."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -222,7 +241,34 @@ def read_prompt_file(path: Path) -> list[str]:
         raise TextError(f"prompt file {path} is not UTF-8 text") from None
     lines = [line for line in text.splitlines() if line.strip()]
     if path.suffix == ".jsonl":
-        lines = [_jsonl_field(path, n, line, ("prompt", "text")) for n, line in enumerate(lines, 1)]
-    if not lines:
+        records = [_prompt_record(path, n, line) for n, line in enumerate(lines, 1)]
+    else:
+        records = [PromptRecord(line) for line in lines]
+    if not records:
         raise TextError(f"prompt file {path} holds no prompts")
-    return lines
+    return records
+
+
+def _prompt_record(path: Path, line_no: int, line: str) -> PromptRecord:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        raise TextError(f"{path} line {line_no} is not valid JSON") from None
+    if not isinstance(record, dict):
+        raise TextError(f"{path} line {line_no} is not a JSON object")
+    for key in ("prompt", "messages", "text"):
+        value = record.get(key)
+        if isinstance(value, str) and key != "messages":
+            return PromptRecord(value, {k: v for k, v in record.items() if k != key})
+        if isinstance(value, list) and key != "text":
+            ok = value and all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in value
+            )
+            if not ok:
+                raise TextError(
+                    f"{path} line {line_no}: {key!r} must be a list of chat messages, each with a string "
+                    '"role" and "content"'
+                )
+            return PromptRecord(value, {k: v for k, v in record.items() if k != key})
+    raise TextError(f'{path} line {line_no} has no "prompt", "messages" or "text" field')

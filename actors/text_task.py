@@ -12,15 +12,21 @@ A task is a list of reward parts summed per token, and prompts made from a corpu
   model, the prior (Jaques et al. 2017). The gap costs nothing along the prior's own greedy sentence, so it does
   not, as raw log p does, pay the policy to end every sentence early.
 - `UserReward`: a user's `fn(prompt: str, generated: str) -> float` after every token, on decoded text.
+- `SequenceReward`: users' sequence-level reward functions in TRL's signature, `fn(prompts, completions, **kwargs)
+  -> list[float]`, called once per batch of finished episodes, weighted and summed, credited at each episode's last
+  token; succeeds where the sum reaches a threshold.
+- `SuccessBonus`: a reward at the last token of an episode that the other parts call a success.
 
 The built-in tasks are compositions (`TEXT_TASKS`): `keywords` (a sentence with the prompt's words), `fluency`
-(the prior alone) and `lipogram` (one sentence about a topic without a letter). A task succeeds when every part
+(the prior alone), `lipogram` (one sentence about a topic without a letter) and `custom` (the prompt file's
+prompts, scored by sequence-level reward functions alone). A task succeeds when every part
 that has a notion of success succeeds. Prompts are (B, P) ids, right-padded with PROMPT_PAD where the tokenizer
 reads instructions of any length. Imports torch only through the prior; no ray.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -28,7 +34,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from actors.tasks import Reference, Task, TaskError, call_reward_fn
-from actors.text import TextError, count_words, whole_word_spans
+from actors.text import PromptRecord, TextError, count_words, whole_word_spans
 from replay.episodes import PROMPT_PAD
 
 KEYWORDS_PROMPT = "Write a sentence with the words {keywords}."
@@ -93,6 +99,9 @@ class Episodes:
         self._reference = reference
         self.alive = np.arange(actions.shape[1])[None, :] < lengths[:, None]
         self.eos = actions == task.tokenizer.eos_id
+        self.last = np.zeros(actions.shape, dtype=bool)  # each episode's last token
+        self.last[np.arange(len(lengths)), np.maximum(lengths, 1) - 1] = True
+        self.memo: dict[int, np.ndarray] = {}  # what a part computed once for both its rewards and its success
 
     @cached_property
     def _text(self) -> tuple[list[str], list[np.ndarray]]:
@@ -235,6 +244,76 @@ class UserReward(RewardPart):
         return out
 
 
+@dataclass
+class SuccessBonus(RewardPart):
+    """`reward` at the last token of each episode that every part of `judges` calls a success."""
+
+    reward: float
+    judges: list[RewardPart]
+
+    def rewards(self, ep):
+        verdicts = [j.success(ep) for j in self.judges]
+        return self.reward * (np.logical_and.reduce(verdicts)[:, None] & ep.last)
+
+
+class SequenceReward(RewardPart):
+    """Sequence-level reward functions as TRL's GRPOTrainer takes them: `fn(prompts=..., completions=..., **kwargs)
+    -> list[float]`, called once per batch of episodes with every prompt as its file gave it (text, or chat
+    messages: then each completion is [{"role": "assistant", "content": text}]), the prompt records' other fields
+    and `completion_ids` as keyword lists. The weighted sum is credited at each episode's last token; an episode
+    succeeds where it reaches `success_at`. A None score (a function that does not apply) counts 0."""
+
+    def __init__(self, fns: list[tuple[str, Callable]], weights: list[float], success_at: float):
+        self.fns, self.weights, self.success_at = fns, weights, success_at
+
+    def scores(self, ep: Episodes) -> np.ndarray:
+        if id(self) not in ep.memo:
+            ep.memo[id(self)] = self._score(ep)
+        return ep.memo[id(self)]
+
+    def _score(self, ep: Episodes) -> np.ndarray:
+        records = [ep.task.record_of(row, text) for row, text in zip(ep.prompts, ep.prompt_texts)]
+        decode = ep.task.tokenizer.decode
+        ids = [[int(a) for a in row[: int(n)]] for row, n in zip(ep.actions, ep.lengths)]
+        texts = [decode(row) for row in ids]
+        completions = [
+            [{"role": "assistant", "content": t}] if isinstance(r.prompt, list) else t for r, t in zip(records, texts)
+        ]
+        columns = sorted({k for r in records for k in r.columns})
+        kwargs = {k: [r.columns.get(k) for r in records] for k in columns} | {"completion_ids": ids}
+        total = np.zeros(len(records))
+        for (name, fn), weight in zip(self.fns, self.weights):
+            total += weight * call_sequence_reward(fn, name, [r.prompt for r in records], completions, kwargs)
+        return total
+
+    def rewards(self, ep):
+        return self.scores(ep)[:, None] * ep.last
+
+    def success(self, ep):
+        return self.scores(ep) >= self.success_at
+
+
+def call_sequence_reward(fn: Callable, name: str, prompts: list, completions: list, kwargs: dict) -> np.ndarray:
+    """One sequence-level reward function on a batch; whatever it raises or returns that is not one finite number
+    (or None) per completion becomes one sentence (a TaskError) naming the function."""
+    try:
+        out = fn(prompts=prompts, completions=completions, **kwargs)
+    except Exception as err:  # a user's function: report it in one sentence, whatever it raised
+        raise TaskError(f"reward function {name} raised {type(err).__name__}: {err}") from None
+    try:
+        values = [0.0 if v is None else float(v) for v in out]
+    except (TypeError, ValueError):
+        raise TaskError(f"reward function {name} must return a list of numbers, got {type(out).__name__}") from None
+    if len(values) != len(completions):
+        raise TaskError(
+            f"reward function {name} returned {len(values)} scores for a batch of {len(completions)} completions"
+        )
+    bad = [v for v in values if not np.isfinite(v)]
+    if bad:
+        raise TaskError(f"reward function {name} returned {bad[0]} (every score must be a finite number)")
+    return np.asarray(values)
+
+
 class TextTask(Task):
     """Prompts from `prompts`, rewards the sum of `parts`, episodes of at most `max_length` tokens; prompts of at
     most `prompt_len` tokens (exactly that many with bare prompts), within the model's `context` positions."""
@@ -257,17 +336,20 @@ class TextTask(Task):
         self.max_steps, self.context = max_length, context
         self.prompt_len = prompts.words if tokenizer.bare_prompts else prompt_len
         self.train_prompts: np.ndarray | None = None
+        self.records: dict[tuple[int, ...], PromptRecord] = {}  # the prompt files' prompts, by their ids
         self._encode = lru_cache(maxsize=65536)(self._encode_text)
 
     # ----- prompts -----
-    def _encode_text(self, text: str) -> tuple[int, ...]:
-        return tuple(self.tokenizer.encode_prompt(text))
+    def _encode_text(self, key: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer.encode_prompt(json.loads(key) if key.startswith("[") else key))
 
-    def encode_prompts(self, lines: list[str], source: str) -> np.ndarray:
-        """(N, prompt_len) ids of prompt texts (chat template applied), right-padded with PROMPT_PAD."""
+    def encode_prompts(self, lines: list[str | list[dict]], source: str, records: list | None = None) -> np.ndarray:
+        """(N, prompt_len) ids of prompt texts or chat messages (chat template applied), right-padded with
+        PROMPT_PAD. `records`: the prompt file's records (actors/text.py PromptRecord), kept for sequence-level
+        reward functions, which receive each prompt as the file gave it."""
         rows = []
         for n, line in enumerate(lines, 1):
-            text = line.strip()
+            text = line.strip() if isinstance(line, str) else json.dumps(line)
             try:
                 ids = self._encode(text)
             except TextError as err:
@@ -287,6 +369,8 @@ class TextTask(Task):
                     f"{self.prompt_len}"
                 )
             rows.append(ids)
+            if records is not None:
+                self.records[ids] = records[n - 1]
         out = np.full((len(rows), self.prompt_len), PROMPT_PAD, dtype=np.int64)
         for i, r in enumerate(rows):
             out[i, : len(r)] = r
@@ -298,6 +382,10 @@ class TextTask(Task):
         pool = self.prompts.pool
         picks = np.argsort(rng.random((n, len(pool))), axis=1)[:, : self.prompts.words]  # distinct words per prompt
         return self.encode_prompts([self.prompts.text([pool[j] for j in row]) for row in picks], "a sampled prompt")
+
+    def record_of(self, row: np.ndarray, text: str) -> PromptRecord:
+        """A prompt's record from its file, or its decoded text (`text`) where it came from none."""
+        return self.records.get(tuple(int(i) for i in row[row != PROMPT_PAD]), None) or PromptRecord(text)
 
     def prompt_space_size(self) -> int:
         return self.prompts.space_size()
@@ -347,7 +435,7 @@ class TextTask(Task):
         return out
 
 
-TEXT_TASKS = ("keywords", "fluency", "lipogram")
+TEXT_TASKS = ("keywords", "fluency", "lipogram", "custom")
 
 
 def text_task(
@@ -368,22 +456,36 @@ def text_task(
     banned_reward: float = -1.0,
     min_words: int = 4,
     reward_fn: Callable[[str, str], float] | None = None,
+    sequence_reward: SequenceReward | None = None,
 ) -> TextTask:
     """A built-in text task (`TEXT_TASKS`), or a user's reward function `name` = module:function, as reward parts
-    and prompts over the words of `pool`. User functions read `keywords`' prompts."""
+    and prompts over the words of `pool`. User functions read `keywords`' prompts. `sequence_reward`: users'
+    sequence-level reward functions, added to any of them (`custom` has nothing else).
+
+    `lipogram` pays for a success, never for stopping: each token holding a banned letter costs `banned_reward`,
+    a success (at least `min_words` words, no banned letter) earns `eos_reward` at its last token, and ending with
+    EOS before `min_words` words costs what `max_length` banned tokens would, so no shorter answer is cheaper than
+    a longer one."""
     if name not in TEXT_TASKS and reward_fn is None:
         raise TaskError(f"unknown text task {name!r}; choose one of {', '.join(TEXT_TASKS)} or give module:function")
+    if name == "custom" and sequence_reward is None:
+        raise TaskError("task custom is scored by task.reward_fn alone: give task.reward_fn=module:function")
     bare = tokenizer.bare_prompts
     keyword_prompts = Prompts(BARE_PROMPT if bare else KEYWORDS_PROMPT, pool, num_keywords, " " if bare else ", ")
-    parts: list[RewardPart] = [EndOfText(eos_reward)]
+    parts: list[RewardPart] = [] if name in ("lipogram", "custom") else [EndOfText(eos_reward)]
     prompts = keyword_prompts
     if reward_fn is not None:
         parts.append(UserReward(reward_fn, name))
     elif name == "keywords":
         parts.append(KeywordHits(keyword_reward))
-    elif name == "lipogram":
+    elif name in ("lipogram", "custom"):
         prompts = Prompts(BARE_PROMPT if bare else TOPIC_PROMPT, pool, 1, names_keywords=False)
-        parts += [MinWords(min_words, 2 * eos_reward), BannedLetters(banned, banned_reward, tokenizer.pieces())]
+    if name == "lipogram":
+        judges = [MinWords(min_words, abs(banned_reward) * max_length)]
+        judges.append(BannedLetters(banned, banned_reward, tokenizer.pieces()))
+        parts += [*judges, SuccessBonus(eos_reward, judges)]
+    if sequence_reward is not None:
+        parts.append(sequence_reward)
     if prior is not None and prior_coef:
         parts.append(Fluency(prior_coef, prior_reward))
     return TextTask(name, tokenizer, prior, parts, prompts, max_length, prompt_len, context)

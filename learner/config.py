@@ -21,7 +21,7 @@ def problems_of(section: str, obj, checks: list[tuple[bool, str]], at_least_one:
     return found
 
 
-Q_HEADS = ("plain", "dueling", "dueling_max", "separate")
+Q_HEADS = ("plain", "dueling", "dueling_max", "separate", "soft")
 
 
 @dataclass
@@ -41,7 +41,10 @@ class ModelConfig:
     # How Q(s, .) is read from the network's output head A(s, .) (a Hugging Face LM's logits): "plain" Q = A;
     # "dueling" Q = V(s) + A - mean A (Wang et al. 2016; tokenq's network); "dueling_max" Q = V(s) + A - max A, so the
     # greedy action's Q is V(s) and, on a language model, the warm start's greedy policy is the LM's; "separate"
-    # (Hugging Face models) a new linear Q head initialised from the LM head. V heads start at 0.
+    # (Hugging Face models) a new linear Q head initialised from the LM head; "soft" (Hugging Face models with
+    # learner.backup=soft and hf.train_layers) Q = beta (A - A_ref) + V(s), the trained top's logits against the
+    # frozen reference's, so Q starts at 0 and the soft policy log pi_ref + Q / beta starts at the model's own.
+    # V heads start at 0.
     q_head: str = "plain"
 
     def problems(self) -> list[str]:
@@ -147,6 +150,7 @@ class QNetConfig(ModelConfig):
     train_layers: int = -1  # hf.train_layers
     # The token ids every prompt starts with (a chat template's system turn): computed once into a KV cache.
     prefix_ids: list[int] = field(default_factory=list)
+    soft_beta: float = 0.0  # learner.beta, which q_head=soft scales its logit shift by
 
 
 @dataclass

@@ -6,6 +6,10 @@ head gives logits, and a head reads Q from them (QNetConfig.q_head):
   policy is the LM's, and log p(a|s) - max log p(.|s) = logits - max logits, so the `gap` fluency reward is
   Bellman-consistent from the first update.
 - "plain": Q = logits; "separate": a new linear Q head initialised from the LM head.
+- "soft" (learner.backup=soft, on a frozen trunk): Q = beta (logits - reference logits) + V(s), V a new linear
+  head that starts at 0. Q starts at 0, so the soft policy pi = pi_ref exp((Q - V) / beta), whose logits are
+  log pi_ref + Q / beta = logits + V / beta + const, starts as the model itself, and the soft Bellman equation
+  holds at r = 0. The policy is the trained model's own softmax: what `export_model` hands over.
 ("dueling", the mean-centred head, is tokenq's own network's: centring on the mean of 49,152 logits would throw
 away the LM's greedy policy as the warm start.)
 
@@ -57,7 +61,7 @@ from learner.lora import (
 )
 from learner.qfunction import QFunction, QFunctionError, Target, read_config, write_config
 
-Q_HEADS = ("dueling_max", "plain", "separate")
+Q_HEADS = ("dueling_max", "plain", "separate", "soft")
 HEADS_FILE = "heads.safetensors"  # v_head / q_head / token_bias: every trained weight outside the LM
 
 
@@ -162,7 +166,12 @@ class HFQNetwork(nn.Module):
         self.lm.config.use_cache = False  # the learner's passes; the actors ask for a cache explicitly
         lm_head = self.lm.get_output_embeddings()
         d = lm_head.in_features
-        self.v_head = nn.Linear(d, 1) if cfg.q_head == "dueling_max" else None
+        if cfg.q_head == "soft" and (cfg.train_layers < 0 or base_only or cfg.soft_beta <= 0):
+            raise HFModelError(
+                "model.q_head=soft reads the reference model from the frozen trunk: it needs hf.train_layers and "
+                "learner.backup=soft"
+            )
+        self.v_head = nn.Linear(d, 1) if cfg.q_head in ("dueling_max", "soft") else None
         if self.v_head is not None:
             nn.init.zeros_(self.v_head.weight)
             nn.init.zeros_(self.v_head.bias)
@@ -391,14 +400,18 @@ class HFQNetwork(nn.Module):
             if isinstance(m, nn.Dropout):
                 m.p = 0.0
 
-    def q_values(self, h: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+    def q_values(
+        self, h: torch.Tensor, logits: torch.Tensor | None = None, ref_logits: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """h (B, [T,] D) final hidden states -> Q (B, [T,] V); `logits`: the LM head's output at h, where it is
-        already computed (the reference's, when the top is empty)."""
+        already computed (the reference's, when the top is empty); `ref_logits`: the reference's (q_head=soft)."""
         if self.q_head is not None:
             q = self.q_head(h)
         else:
             q = logits if logits is not None else self.lm.get_output_embeddings()(h)
-            if self.v_head is not None:
+            if self.cfg.q_head == "soft":
+                q = self.cfg.soft_beta * (q - ref_logits) + self.v_head(h)
+            elif self.v_head is not None:
                 q = self.v_head(h) + q - q.amax(-1, keepdim=True)
         return q if self.token_bias is None else q + self.token_bias
 
@@ -452,28 +465,48 @@ class HFQNetwork(nn.Module):
     def _heads(self, h: torch.Tensor, h_ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Q and log pi_ref at the last position, from the online top's and the reference top's hidden states."""
         ref_logits = self.lm.get_output_embeddings()(h_ref)
-        q = self.q_values(h, ref_logits if h is h_ref else None)
+        q = self.q_values(h, ref_logits if h is h_ref else None, ref_logits)
         return q, torch.log_softmax(ref_logits.float(), -1)
 
     def forward(
-        self, prompts: torch.Tensor, actions: torch.Tensor, trunk_out: trunk.TrunkOut | None = None
+        self,
+        prompts: torch.Tensor,
+        actions: torch.Tensor,
+        trunk_out: trunk.TrunkOut | None = None,
+        ref_logits: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """prompts (B, P) right-padded with -1, actions (B, T) -> Q(s_t, .) for t = 0..T: (B, T+1, V).
-        `trunk_out`: the frozen trunk's output for them, where it is already computed (q_pair)."""
+        `trunk_out`, `ref_logits`: the frozen trunk's output for them and the reference's logits (B, T+1, V), where
+        they are already computed (q_pair)."""
         if self.split:
             t = trunk_out if trunk_out is not None else self.trunk_pass(prompts, actions)
             h, _ = self._top("top", t)
-            return self.q_values(h[:, t.lay.prompt_end :])
+            if self.cfg.q_head == "soft" and ref_logits is None:
+                ref_logits = self.reference_logits(t)
+            h = h[:, t.lay.prompt_end :]
+            return self.q_values(h, ref_logits if self.cfg.train_layers == 0 else None, ref_logits)
         lay = self._layout(prompts, actions)
         h, _ = self._whole(lay, keep=False)
         return self.q_values(h[:, lay.prompt_end :])  # (B, T+1, V)
 
+    def reference_logits(self, t: trunk.TrunkOut) -> torch.Tensor:
+        """The reference model's logits (B, T+1, V) at the generated positions, from the trunk's output, no_grad."""
+        with torch.no_grad():
+            h_ref, _ = self._top("ref", t)
+            return self.lm.get_output_embeddings()(h_ref[:, t.lay.prompt_end :])
+
     def q_pair(self, target: Target, prompts: torch.Tensor, actions: torch.Tensor):
-        """(online Q, target Q under no_grad), each (B, T+1, V); with a frozen trunk, from one trunk pass."""
+        """(online Q, target Q under no_grad, each (B, T+1, V), and log pi_ref (B, T+1, V) where the network holds a
+        reference the backup reads: q_head=soft's, from the frozen trunk's reference top, else None); with a frozen
+        trunk, from one trunk pass."""
         kwargs = {"trunk_out": self.trunk_pass(prompts, actions)} if self.split else {}
+        soft = self.cfg.q_head == "soft"
+        if soft:
+            kwargs["ref_logits"] = self.reference_logits(kwargs["trunk_out"])
         q = self(prompts, actions, **kwargs)
         with torch.no_grad():
-            return q, target(prompts, actions, **kwargs)
+            log_ref = torch.log_softmax(kwargs["ref_logits"].float(), -1) if soft else None
+            return q, target(prompts, actions, **kwargs), log_ref
 
     def reference_log_probs(self, cache: HFDecodeCache) -> torch.Tensor | None:
         """log pi_ref(. | s_t) (B, V) at the state `start` or `step` last computed, where the network computes it

@@ -46,7 +46,7 @@ class Learner:
         self.target = self.online.make_target()
         # self.online and self.target stay the plain modules: state_dict names get no "_orig_mod." prefix.
         self.online_fwd = compiled_forward(self.online) if cfg.compile else self.online
-        self.q_pair = (  # (online Q, target Q): one frozen trunk pass for both where the network has one
+        self.q_pair = (  # (online Q, target Q, log pi_ref): one frozen trunk pass for all where the network has one
             compiled_pair(self.online_fwd, compiled_forward(self.target))
             if cfg.compile
             else lambda prompts, actions: self.online.q_pair(self.target, prompts, actions)
@@ -84,11 +84,11 @@ class Learner:
         b.wait()
         dec_in = b.actions[:, :-1]  # Q(s_0..s_{T-1}) needs a_0..a_{T-2}
         with self.autocast:
-            q_online_t, q_target_t = self.q_pair(b.prompts, dec_in)  # (B, T, V) each
+            q_online_t, q_target_t, log_ref_t = self.q_pair(b.prompts, dec_in)  # (B, T, V) each
         c = self.cfg
         args = (b.actions, b.rewards, b.lengths, b.weights, c.gamma, c.n_step)
-        if c.backup == "soft":  # a network without a reference model: pi_ref uniform
-            out = soft_q_loss(q_online_t.float(), q_target_t.float(), None, *args, c.beta, c.huber_delta)
+        if c.backup == "soft":  # log_ref_t None: a network without a reference model, pi_ref uniform
+            out = soft_q_loss(q_online_t.float(), q_target_t.float(), log_ref_t, *args, c.beta, c.huber_delta)
         else:
             out = double_dqn_loss(q_online_t.float(), q_target_t.float(), *args, c.huber_delta)
         self.optimizer.zero_grad(set_to_none=True)
@@ -242,12 +242,13 @@ def compiled_forward(net: torch.nn.Module):
 
 
 def compiled_pair(online, target):
-    """learner.compile's (online Q, target Q): both forwards compiled, the target's under no_grad."""
+    """learner.compile's (online Q, target Q, None): both forwards compiled, the target's under no_grad; no reference
+    (config.py refuses learner.compile with a Hugging Face model's soft backup)."""
 
-    def pair(prompts: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair(prompts: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         q = online(prompts, actions)
         with torch.no_grad():
-            return q, target(prompts, actions)
+            return q, target(prompts, actions), None
 
     return pair
 

@@ -112,8 +112,8 @@ class QNetwork(nn.Module):
         self.decoder = nn.ModuleList(Block(cfg, causal=True, cross=encdec) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size)
-        if cfg.q_head == "separate":
-            raise ValueError("model.q_head=separate is for Hugging Face models; tokenq's network has its own Q head")
+        if cfg.q_head in ("separate", "soft"):
+            raise ValueError(f"model.q_head={cfg.q_head} is for Hugging Face models; tokenq's network has its own Q head")
         self.value_head = nn.Linear(d, 1) if cfg.q_head in ("dueling", "dueling_max") else None
         self.copy_gate = nn.Linear(d, 1) if cfg.copy_head else None
         self.apply(self._init_weights)
@@ -215,10 +215,11 @@ class QNetwork(nn.Module):
         return self._q_head(x, prompts)
 
     def q_pair(self, target: QNetwork, prompts: torch.Tensor, actions: torch.Tensor):
-        """(online Q, target Q under no_grad), each (B, T+1, V): two passes, as the networks share nothing."""
+        """(online Q, target Q under no_grad, each (B, T+1, V), and None: no reference model, so the soft backup's
+        pi_ref is uniform): two passes, as the networks share nothing."""
         q = self(prompts, actions)
         with torch.no_grad():
-            return q, target(prompts, actions)
+            return q, target(prompts, actions), None
 
     def reference_log_probs(self, cache: DecodeCache) -> None:
         """tokenq's own network holds no reference model."""

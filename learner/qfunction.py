@@ -71,9 +71,12 @@ class QFunction(Protocol):
 
     def __call__(self, prompts: torch.Tensor, actions: torch.Tensor) -> torch.Tensor: ...
 
-    def q_pair(self, target: Target, prompts: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(online Q, the target's Q under no_grad), each (B, T+1, V): what one Double-DQN update reads; a network
-        with a frozen trunk runs it once for both."""
+    def q_pair(
+        self, target: Target, prompts: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(online Q, the target's Q under no_grad, each (B, T+1, V), and log pi_ref (B, T+1, V) where the network
+        holds a reference model, else None): what one update reads; a network with a frozen trunk runs it once for
+        all three."""
         ...
 
     # ----- the trainable state: checkpointed, published to actors, copied into the target -----

@@ -21,7 +21,7 @@ from tokenq.config import ConfigError, load_config
         (["model.q_head=logits"], "model.q_head=logits is now model.q_head=plain"),
         (["model.q_head=separate"], "model.q_head=separate needs a Hugging Face model"),
         (["init.from_hf=dir", "model.q_head=dueling"], "on a Hugging Face model use dueling_max"),
-        (["model.q_head=max"], "model.q_head must be one of plain, dueling, dueling_max, separate, got 'max'"),
+        (["model.q_head=max"], "model.q_head must be one of plain, dueling, dueling_max, separate, soft, got 'max'"),
     ],
 )
 def test_old_and_bad_spellings_are_one_sentence(overrides, message):

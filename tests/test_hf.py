@@ -102,16 +102,17 @@ def test_lipogram_counts_banned_tokens_and_words(tokenizer):
     clean = ids_of(tokenizer, " a big dog ran to a box")
     dirty = ids_of(tokenizer, " the dog ate")
     eos = tokenizer.eos_id
-    # "the dog ate" ends before task.min_words=4 words: its EOS costs what the longer sentence's EOS pays
-    for ids, banned_tokens, eos_reward in [
+    # A success earns eos_reward at its last token. "the dog ate" ends before task.min_words=4 words: its EOS costs
+    # what task.max_length=16 banned tokens would, so stopping early is never cheaper than going on.
+    for ids, banned_tokens, last in [
         (clean, 0, 1.0),
-        (dirty, sum("e" in tokenizer.decode([a]) for a in dirty[0]), -1.0),
+        (dirty, sum("e" in tokenizer.decode([a]) for a in dirty[0]), -16.0),
     ]:
         actions = np.concatenate([ids, [[eos]]], axis=1)
         lengths = np.array([actions.shape[1]])
         r = task.episode_rewards(prompts, actions, lengths)
-        assert r.sum() == pytest.approx(eos_reward - banned_tokens)
-        assert r[0, -1] == pytest.approx(eos_reward)  # special tokens have no text: EOS holds no banned letter
+        assert banned_tokens < 16 and r.sum() == pytest.approx(last - banned_tokens)
+        assert r[0, -1] == pytest.approx(last)  # special tokens have no text: EOS holds no banned letter
     batch = pad_prompts([clean[0].tolist() + [eos], dirty[0].tolist() + [eos]])
     batch[batch < 0] = eos  # actions past an episode's end are ignored
     lengths = np.array([clean.shape[1] + 1, dirty.shape[1] + 1])

@@ -116,8 +116,9 @@ def test_pretrain_rejects_an_empty_corpus_on_the_command_line(tmp_path):
 
 
 def test_lipogram_is_the_same_composition_on_the_word_tokenizer():
-    """The lipogram's parts (EOS, minimum words, banned letters) read decoded text, so they work on word tokens
-    as on subwords: a token with an "e" costs banned_reward, ending before min_words words turns EOS around."""
+    """The lipogram's parts (minimum words, banned letters, the success bonus) read decoded text, so they work on
+    word tokens as on subwords: a token with an "e" costs banned_reward, a success earns eos_reward at its end, and
+    ending before min_words words costs what max_length banned tokens would."""
     tok = WordTokenizer(["a", "big", "dog", "ran", "the", "ate", "cat"])  # ids 5..11
     task = text_task("lipogram", tok, None, ["dog", "cat"], max_length=8, banned_reward=-1.0, eos_reward=1.0)
     assert task.prompt_len == 1 and task.encode_prompts(["dog"], "t").tolist() == [[7]]  # a bare topic word
@@ -127,7 +128,7 @@ def test_lipogram_is_the_same_composition_on_the_word_tokenizer():
     r = task.episode_rewards(prompts, long_clean, np.array([5]))[0]
     assert r.tolist() == [0, 0, 0, 0, 1.0]
     r = task.episode_rewards(prompts, short_dirty, np.array([4]))[0]
-    assert r.tolist() == [-1.0, 0, -1.0, -1.0, 0]  # "ate", "the", and an early EOS
+    assert r.tolist() == [-1.0, 0, -1.0, -8.0, 0]  # "ate", "the", and an early EOS (8 = max_length banned tokens)
     both = np.concatenate([long_clean, short_dirty])
     assert task.success(np.repeat(prompts, 2, 0), both, np.array([5, 4])).tolist() == [True, False]
     m = task.text_metrics(np.repeat(prompts, 2, 0), both, np.array([5, 4]))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actors.policy import Policy
 from actors.rollout import RolloutWorker
 from actors.tasks import PromptSource, Task, TaskError, heldout_prompts, make_task
 from distributed.factories import HostFactories
@@ -31,6 +32,10 @@ class RunSpec:
     net_cfg: QNetConfig
     heldout: np.ndarray  # (N, P) evaluation prompts, never trained on
     q_star: dict[State, np.ndarray] | None
+
+    @property
+    def policy(self) -> Policy:
+        return acting_policy(self.cfg)
 
     def acting_network(self) -> QFunction:
         """A network to act and evaluate with (on the LM the task's prior holds, where it can share it)."""
@@ -65,7 +70,15 @@ def resolve_net_config(cfg: Config, task: Task) -> QNetConfig:
         hf_path=cfg.init.from_hf,
         **{name: getattr(cfg.hf, name) for name in NETWORK_HF_FIELDS},
         prefix_ids=task.tokenizer.shared_prefix() if cfg.init.from_hf else [],
+        soft_beta=cfg.learner.beta if cfg.model.q_head == "soft" else 0.0,
     )
+
+
+def acting_policy(cfg: Config) -> Policy:
+    """The actors' policy (actors.policy under learner.backup); evaluation reads its greedy form and its sampled one."""
+    a, soft = cfg.actors, cfg.learner.backup == "soft"
+    sample = a.policy == "sample" or (a.policy == "auto" and soft)
+    return Policy(cfg.learner.beta if soft else None, sample, a.top_k, a.top_p, a.temperature, a.explore)
 
 
 def acting_network(task: Task, net_cfg: QNetConfig) -> QFunction:
@@ -93,8 +106,7 @@ def make_worker(
         cfg.learner.gamma,
         cfg.learner.n_step,
         seed + 1,
-        a.explore,
-        a.temperature,
+        acting_policy(cfg),
         net=acting_network(task, net_cfg),
     )
 
@@ -107,6 +119,10 @@ def build_task(cfg: Config, with_prior: bool = True) -> Task:
 
     if cfg.task.name in TEXT_TASKS or cfg.init.from_hf:
         return build_text_task(cfg, with_prior)
+    if cfg.task.reward_fn:
+        raise ConfigError(
+            f"task.reward_fn scores text: it needs a text task ({', '.join(TEXT_TASKS)}), not {cfg.task.name}"
+        )
     try:
         return make_task(cfg.task.name, cfg.task.prompt_len)
     except TaskError as err:
@@ -178,12 +194,13 @@ class Evaluator:
         task = build_task(cfg)
         self.task, self.heldout = task, build_heldout(cfg, task)
         self.net = acting_network(task, resolve_net_config(cfg, task))
+        self.policy = acting_policy(cfg)
 
     def __call__(self, weights: dict) -> dict:
         from tokenq.evaluation import greedy_eval
 
         self.net.load_state_dict(weights)
-        return greedy_eval(self.net, self.task, self.heldout, num_samples=4)
+        return greedy_eval(self.net, self.task, self.heldout, num_samples=4, policy=self.policy)
 
 
 def _evaluator_from_config(config: dict) -> Evaluator:

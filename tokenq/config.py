@@ -47,20 +47,62 @@ class TaskConfig:
     keyword_pool: int = 200  # keywords are drawn from this many most frequent content words
     max_length: int = 16  # most tokens generated per episode, EOS included
     keyword_reward: float = 1.0  # reward the first time each prompt keyword appears (keywords)
-    eos_reward: float = 1.0  # reward for ending with EOS (text tasks)
+    eos_reward: float = 1.0  # reward for ending with EOS (text tasks); lipogram: for a success, at its last token
     prior_coef: float = 0.5  # c: weight of the per-token fluency term
     prior_reward: str = "gap"  # "gap": log p(a|s) - max log p(.|s); "logp": log p(a|s)
     # A Hugging Face chat model's system turn: "auto" = the chat template's own (its default where it has one);
     # "none" = an empty system turn; any other text replaces it. Every prompt starts with it, so it is computed
     # once into a KV cache that actors and the learner reuse.
     system_prompt: str = "auto"
-    prompts_file: str = ""  # training prompts, one per line or JSONL {"prompt": ...}
-    eval_prompts_file: str = ""  # held-out evaluation prompts
+    # Training prompts: one per line, or JSONL records {"prompt": "..."} or chat {"messages": [...]} (also
+    # {"prompt": [messages]}); a record's other fields reach task.reward_fn as keyword arguments.
+    prompts_file: str = ""
+    eval_prompts_file: str = ""  # held-out evaluation prompts, as task.prompts_file
+    # Sequence-level reward functions in TRL's signature, fn(prompts, completions, **kwargs) -> list[float]: one or
+    # more module:function, comma-separated, called once per batch of finished episodes and credited at each
+    # episode's last token. Added to the task's own reward; task `custom` has no other.
+    reward_fn: str = ""
+    reward_weights: str = ""  # comma-separated weights of task.reward_fn's functions; "" = 1 each
+    success_reward: float = 1.0  # task.reward_fn: an episode whose weighted score reaches this is a success
     # lipogram:
     banned: str = "e"  # lipogram: letters no generated token may contain
     banned_reward: float = -1.0  # lipogram: reward for each generated token whose text holds a banned letter
-    # lipogram: words a generation needs to count as a constraint success; ending before them costs eos_reward
+    # lipogram: words a generation needs to count as a constraint success; ending before them costs what
+    # task.max_length banned tokens would
     min_words: int = 4
+
+    @property
+    def reward_fns(self) -> list[str]:
+        return [name.strip() for name in self.reward_fn.split(",") if name.strip()]
+
+    @property
+    def weights(self) -> list[float]:
+        """task.reward_weights as numbers (1 each where it is empty)."""
+        if not self.reward_weights.strip():
+            return [1.0] * len(self.reward_fns)
+        return [float(w) for w in self.reward_weights.split(",")]
+
+    def _reward_fn_problems(self) -> list[tuple[bool, str]]:
+        names = self.reward_fns
+        try:
+            weights = self.weights
+        except ValueError:
+            return [(False, f"task.reward_weights must be comma-separated numbers, got {self.reward_weights!r}")]
+        return [
+            (
+                all(":" in n for n in names),
+                f"task.reward_fn must be module:function names, comma-separated, got {self.reward_fn!r}",
+            ),
+            (
+                len(weights) == len(names),
+                f"task.reward_weights has {len(weights)} weights for task.reward_fn's {len(names)} functions",
+            ),
+            (
+                self.name != "custom" or (names and self.prompts_file and self.eval_prompts_file),
+                "task custom needs task.reward_fn, task.prompts_file and task.eval_prompts_file (its prompts are "
+                "yours)",
+            ),
+        ]
 
     @property
     def text_prompt_len(self) -> int:
@@ -80,6 +122,7 @@ class TaskConfig:
                 (self.prior_coef >= 0, f"task.prior_coef must be >= 0, got {self.prior_coef}"),
                 (self.min_words >= 0, f"task.min_words must be >= 0, got {self.min_words}"),
                 (self.vocab_size >= 16, f"task.vocab_size must be at least 16, got {self.vocab_size}"),
+                *self._reward_fn_problems(),
             ],
             ("eval_prompts", "num_keywords", "keyword_pool", "max_length", "corpus_sentences"),
         )
@@ -95,8 +138,14 @@ class ActorConfig:
     max_pushes_in_flight: int = 4  # unacknowledged replay inserts per actor before it waits
     pull_every: int = 1  # rollout batches between weight-store checks
     num_cpus: float = 1.0  # Ray CPU resource per actor
+    # The acting policy, epsilon-greedy on top: "greedy" its most likely token, "sample" a draw from it, "auto"
+    # sample under learner.backup=soft and greedy under hard. Soft: pi = pi_ref exp((Q - V) / beta), logits
+    # log pi_ref + Q / learner.beta; hard: softmax(Q / actors.temperature). Evaluation reports both.
+    policy: str = "auto"
+    top_k: int = 0  # policy=sample draws among the policy's k most likely tokens; 0 = all
+    top_p: float = 1.0  # policy=sample draws from the smallest set of tokens holding this share of the policy
     explore: str = "uniform"  # exploratory action: "uniform" token, or "softmax" sample from softmax(Q / temperature)
-    temperature: float = 1.0  # softmax temperature of explore=softmax
+    temperature: float = 1.0  # softmax temperature of explore=softmax and of the hard backup's sampled policy
 
     def problems(self) -> list[str]:
         return problems_of(
@@ -110,6 +159,12 @@ class ActorConfig:
                     f"actors.explore must be uniform or softmax, got {self.explore!r}",
                 ),
                 (self.temperature > 0, f"actors.temperature must be > 0, got {self.temperature}"),
+                (
+                    self.policy in ("auto", "greedy", "sample"),
+                    f"actors.policy must be auto, greedy or sample, got {self.policy!r}",
+                ),
+                (self.top_k >= 0, f"actors.top_k must be >= 0 (0 = every token), got {self.top_k}"),
+                (0 < self.top_p <= 1, f"actors.top_p must be in (0, 1], got {self.top_p}"),
             ],
             ("num_actors", "batch_size", "torch_threads", "max_pushes_in_flight", "pull_every"),
         )
@@ -450,10 +505,25 @@ def validate(cfg: Config, needs_hf_model: bool = True) -> None:
     for f in dataclasses.fields(HFConfig):
         value = getattr(c.hf, f.name)
         _check(hf or value == f.default, f"hf.{f.name}={value} needs a Hugging Face model (init.from_hf)")
+    soft = c.learner.backup == "soft"
     _check(
-        not hf or c.learner.backup == "hard",
-        "learner.backup=soft on a Hugging Face model needs its reference's log-probs in the learner, which tokenq "
-        "does not compute yet; use learner.backup=hard",
+        not (hf and soft) or c.hf.train_layers >= 0,
+        "learner.backup=soft on a Hugging Face model reads log pi_ref from the frozen trunk's reference top: set "
+        "hf.train_layers (and hf.lora_rank=0)",
+    )
+    _check(
+        not (hf and soft) or c.model.q_head == "soft",
+        f"learner.backup=soft on a Hugging Face model needs model.q_head=soft (Q as a shift of the reference "
+        f"model, starting at 0), got {c.model.q_head!r}",
+    )
+    _check(
+        c.model.q_head != "soft" or (hf and soft),
+        "model.q_head=soft is the soft backup's head on a Hugging Face model: it needs init.from_hf and "
+        "learner.backup=soft",
+    )
+    _check(
+        not (hf and soft and c.learner.compile),
+        "learner.compile does not reach the reference model the soft backup reads; leave learner.compile=false",
     )
     _check(
         hf or c.task.system_prompt == "auto",

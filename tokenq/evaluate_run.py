@@ -48,7 +48,7 @@ def generate_texts(spec, net: QFunction, prompts: list[str], source: str = "prom
         ids = spec.task.encode_prompts(list(prompts), source)
     except TaskError as err:
         raise TaskError(str(err).replace(f"{source} line 1 ", f"{source} ")) from None
-    batch = generate(net, spec.task, ids, 0.0, np.random.default_rng(0))
+    batch = generate(net, spec.task, ids, 0.0, np.random.default_rng(0), spec.policy.greedy())
     tok = spec.task.tokenizer
     out = []
     for i, prompt in enumerate(prompts):

@@ -47,6 +47,9 @@ TAGS = {
     "mean_return": "eval/mean_return",  # mean greedy return on the held-out prompts
 }
 EVAL_NAMES = ("keyword_coverage", "prior_perplexity", "distinct_2", "mean_words", "constraint_success", "mean_return")
+# The sampled policy's evaluation (where actors sample: learner.backup=soft), beside the greedy one
+SAMPLED_NAMES = tuple(f"sampled_{name}" for name in ("success_rate", *EVAL_NAMES))
+TAGS |= {name: f"eval_sampled/{name.removeprefix('sampled_')}" for name in SAMPLED_NAMES}
 LOSS_NAMES = ("td_loss", "q_values", "v_values")
 LOCAL_ONLY = (
     "actor_restarts",

@@ -99,6 +99,7 @@ class EvalTracker:
                 "success_rate": result["success_rate"],
                 "mean_return": result["mean_return"],
             }
+            | {name: result[name] for name in (*M.EVAL_NAMES, *M.SAMPLED_NAMES) if name in result}
         )
         reached = result["success_rate"] is not None and result["success_rate"] >= self.target
         if reached and self.time_to_target_s is None:
@@ -157,7 +158,7 @@ class RunRecorder:
         """Greedy evaluation on held-out prompts in this process (serial mode); True once success reached the target.
         Its time, charts included, is not training time."""
         with self.timer.phase("evaluate", exclude_from_training=True):
-            result = greedy_eval(net, self.spec.task, self.spec.heldout, num_samples=4)
+            result = greedy_eval(net, self.spec.task, self.spec.heldout, num_samples=4, policy=self.spec.policy)
             self._write_eval(result, env_steps)
         return self._track(result, updates, self.timer.train_s)
 
@@ -168,7 +169,8 @@ class RunRecorder:
         return self._track(result, updates, train_s)
 
     def _write_eval(self, result: dict, env_steps: int) -> None:
-        evaluated = {name: result[name] for name in ("success_rate", *M.EVAL_NAMES) if name in result}
+        names = ("success_rate", *M.EVAL_NAMES, *M.SAMPLED_NAMES)
+        evaluated = {name: result[name] for name in names if result.get(name) is not None}
         self.writer.scalars({M.TAGS[name]: value for name, value in evaluated.items()}, env_steps)
         # A chart costs about a tenth of a second: drawn at most every CHART_EVERY_S (always for the final one), so
         # that the Ray driver, whose time is training time, stays light.

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.tasks import TaskError
-from actors.text import TextError, WordTokenizer, content_words, load_corpus, rank_words, read_prompt_file
-from actors.text_task import PriorModel, TextTask, text_task
+from actors.tasks import TaskError, load_attribute
+from actors.text import TextError, WordTokenizer, content_words, load_corpus, rank_words, read_prompt_records
+from actors.text_task import PriorModel, SequenceReward, TextTask, text_task
 from learner.checkpoint import Checkpoint, CheckpointError, latest_checkpoint, load_checkpoint
 from learner.config import QNetConfig
 from learner.model import QNetwork
@@ -56,6 +56,7 @@ def make_text_task(cfg: Config, tokenizer, prior: PriorModel | None, context: in
             banned_reward=t.banned_reward,
             min_words=t.min_words,
             reward_fn=reward_fn,
+            sequence_reward=_sequence_reward(t),
         )
     except TaskError as err:
         raise ConfigError(str(err)) from None
@@ -64,9 +65,27 @@ def make_text_task(cfg: Config, tokenizer, prior: PriorModel | None, context: in
     return task
 
 
+def _sequence_reward(t) -> SequenceReward | None:
+    """task.reward_fn's functions, each imported and checked to be callable, or None."""
+    if not t.reward_fns:
+        return None
+    fns = []
+    for name in t.reward_fns:
+        try:
+            fn = load_attribute(name, "reward function")
+        except TaskError as err:
+            raise ConfigError(str(err)) from None
+        if not callable(fn):
+            raise ConfigError(f"task.reward_fn {name} is not a function")
+        fns.append((name, fn))
+    return SequenceReward(fns, t.weights, t.success_reward)
+
+
 def encode_prompt_file(task, path: str) -> np.ndarray:
+    """A prompt file's prompts as ids; their records stay with the task for sequence-level reward functions."""
     try:
-        return task.encode_prompts(read_prompt_file(Path(path)), path)
+        records = read_prompt_records(Path(path))
+        return task.encode_prompts([r.prompt for r in records], path, records)
     except (TextError, TaskError) as err:
         raise ConfigError(str(err)) from None
 
