@@ -110,7 +110,10 @@ PROMISED_PRESETS = {
     "fluency": ("fluency", {"model.d_model": 128, "task.keyword_reward": 0.0, "task.prior_reward": "logp"}),
     "hf-small": ("keywords", {"model.d_model": 192, "task.vocab_size": 4096, "pretrain.hf_arch": "llama"}),
     "keywords": ("keywords", {"model.d_model": 128, "model.q_head": "dueling_max", "task.keyword_reward": 2.0}),
-    "lipogram": ("lipogram", {"hf.lora_rank": 8, "task.banned_reward": -2.0, "task.min_words": 6}),
+    "lipogram": (
+        "lipogram",
+        {"learner.backup": "soft", "model.q_head": "soft", "hf.train_layers": 2, "task.banned_reward": -0.5},
+    ),
     "reverse": ("reverse", {"actors.epsilon_alpha": 0.0}),
     "sort": ("sort", {}),
     "tiny": ("tiny", {"actors.epsilon": 1.0, "actors.batch_size": 16, "replay.min_size_to_sample": 64}),

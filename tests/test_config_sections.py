@@ -33,15 +33,15 @@ def test_old_and_bad_spellings_are_one_sentence(overrides, message):
 def test_the_presets_choose_their_heads_with_the_one_switch():
     assert load_config("reverse").model.q_head == "plain"
     assert load_config("keywords").model.q_head == "dueling_max"  # A - max A: the LM's greedy policy as warm start
-    assert load_config("lipogram", ["init.from_hf=dir"]).model.q_head == "dueling_max"
+    assert load_config("lipogram", ["init.from_hf=dir"]).model.q_head == "soft"  # beta (logits - reference) + V
 
 
 def test_a_preset_that_needs_the_users_model_prints_but_does_not_run_without_it():
     from tokenq.config import to_yaml
 
     text = to_yaml(load_config("lipogram", for_run=False), "lipogram")
-    assert "  lora_rank: 8  #" in text and "  from_hf: ''  #" in text
-    with pytest.raises(ConfigError, match=r"hf.lora_rank=8 needs a Hugging Face model \(init.from_hf\)"):
+    assert "  train_layers: 2  #" in text and "  from_hf: ''  #" in text
+    with pytest.raises(ConfigError, match=r"needs a Hugging Face model \(init.from_hf\)"):
         load_config("lipogram")
     with pytest.raises(ConfigError, match="model.dueling is no longer a setting"):  # renames still answer
         load_config("lipogram", ["model.dueling=true"], for_run=False)

@@ -21,7 +21,7 @@ def test_the_table_has_one_row_per_preset_file_with_its_first_line():
     assert (PRESET_DIR / "reverse.yaml").read_text().startswith(f"# {description('reverse')}\n")
     rows = markdown_table().splitlines()[2:]
     assert len(rows) == len(list(PRESET_DIR.glob("*.yaml"))) >= 10
-    assert "| `lipogram` | The LoRA demonstration on a real instruct model" in rows[PRESETS.index("lipogram")]
+    assert "| `lipogram` | The demonstration on a real instruct model" in rows[PRESETS.index("lipogram")]
     tiny = "Reverse 2 letters a, b in at most 3 steps: 124 states, so exact Q* is computed and checked."
     assert description("tiny") == tiny
 
