@@ -1,5 +1,5 @@
-"""How actors pick tokens from Q (pure: numpy only): the acting policy (greedy or sampled, hard or soft), epsilon-greedy exploration on
-top of it, and the Ape-X per-actor exploration schedule.
+"""How actors pick tokens from Q (pure: numpy only): the acting policy (greedy or sampled, hard or soft),
+epsilon-greedy exploration on top of it, and the Ape-X per-actor exploration schedule.
 
 Under the hard backup the policy's logits are Q itself (greedy: argmax Q; sampled: softmax(Q / temperature)).
 Under the soft backup (learner.backup=soft) the policy is pi(a|s) = pi_ref(a|s) exp((Q(s, a) - V(s)) / beta): its

@@ -113,7 +113,9 @@ class QNetwork(nn.Module):
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size)
         if cfg.q_head in ("separate", "soft"):
-            raise ValueError(f"model.q_head={cfg.q_head} is for Hugging Face models; tokenq's network has its own Q head")
+            raise ValueError(
+                f"model.q_head={cfg.q_head} is for Hugging Face models; tokenq's network has its own Q head"
+            )
         self.value_head = nn.Linear(d, 1) if cfg.q_head in ("dueling", "dueling_max") else None
         self.copy_gate = nn.Linear(d, 1) if cfg.copy_head else None
         self.apply(self._init_weights)

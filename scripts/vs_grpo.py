@@ -88,8 +88,12 @@ def held_out_generations(model, spec) -> tuple[np.ndarray, np.ndarray]:
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in chunk])
         with torch.no_grad():
             out = model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=task.max_steps, do_sample=False,
-                eos_token_id=eos, pad_token_id=eos,
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=task.max_steps,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=eos,
             )[:, width:]
         for i, seq in enumerate(out.tolist()):
             n = seq.index(eos) + 1 if eos in seq else len(seq)
@@ -164,7 +168,9 @@ def run_grpo(args) -> None:
     )
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
-    lora = LoraConfig(r=args.lora_rank, lora_alpha=2 * args.lora_rank, target_modules="all-linear", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=args.lora_rank, lora_alpha=2 * args.lora_rank, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=grpo_reward(args.task),
@@ -221,17 +227,19 @@ def main() -> None:
     spec = build_spec(cfg)
     reference = AutoModelForCausalLM.from_pretrained(args.model).eval()
     baseline = measure(spec, *held_out_generations(reference, spec))
-    grpo_log = json.loads((out / "grpo/log.json").read_text())
-    gen = np.load(out / "grpo/generations.npz")
+    grpo_log = json.loads((out / "grpo" / "log.json").read_text())
+    gen = np.load(out / "grpo" / "generations.npz")
     grpo = measure(spec, gen["actions"], gen["lengths"]) | {
         "train_s": grpo_log["train_s"],
         "steps": grpo_log["steps"],
         "completions": grpo_log["steps"] * 16,
     }
-    rows = [("warm start", baseline, ""),
-            (f"GRPO (LoRA r{args.lora_rank})", grpo, f"{grpo['steps']} steps, {grpo['completions']} completions")]
+    rows = [
+        ("warm start", baseline, ""),
+        (f"GRPO (LoRA r{args.lora_rank})", grpo, f"{grpo['steps']} steps, {grpo['completions']} completions"),
+    ]
     result = {"task": args.task, "minutes": args.minutes, "baseline": baseline, "grpo": grpo}
-    summary_file = out / "tokenq/summary.json"
+    summary_file = out / "tokenq" / "summary.json"
     if summary_file.exists():
         result["tokenq"] = tokenq_result(json.loads(summary_file.read_text()))
         tq = result["tokenq"]
@@ -240,8 +248,10 @@ def main() -> None:
     print(f"\n{args.task}, {args.minutes:g} minutes of training each, {len(spec.heldout)} held-out prompts (greedy)")
     print(f"{'':24}{'success':>9}{'words':>8}{'ppl':>8}{'distinct-2':>12}  work")
     for name, row, work in rows:
-        print(f"{name:24}{row['success']:9.3f}{row['mean_words']:8.1f}{row['prior_perplexity']:8.2f}"
-              f"{row['distinct_2']:12.2f}  {work}")
+        print(
+            f"{name:24}{row['success']:9.3f}{row['mean_words']:8.1f}{row['prior_perplexity']:8.2f}"
+            f"{row['distinct_2']:12.2f}  {work}"
+        )
     for name, row, _ in rows:
         print(f"{name} samples:", *row["samples"][:3], sep="\n  ")
 

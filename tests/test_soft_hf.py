@@ -118,7 +118,16 @@ def tiny_dir(tmp_path_factory):
     ],
 )
 def test_bad_soft_and_reward_settings_exit_2_in_one_sentence(overrides, words, tiny_dir, tmp_path, capsys):
-    args = ["train", "--config", "keywords", "--mode", "serial", "--run-dir", tmp_path / "r", f"init.from_hf={tiny_dir}"]
+    args = [
+        "train",
+        "--config",
+        "keywords",
+        "--mode",
+        "serial",
+        "--run-dir",
+        tmp_path / "r",
+        f"init.from_hf={tiny_dir}",
+    ]
     code, _, err = run_main([*args, "hf.train_layers=1", *overrides], capsys)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
 
@@ -145,7 +154,9 @@ def test_prompt_files_give_text_jsonl_and_chat_records_with_their_other_fields(t
 def custom_task(fns, weights=None, success_at=1.0):
     tok = train_tokenizer(400, chat_template=TEMPLATE)
     seq = SequenceReward(fns, weights or [1.0] * len(fns), success_at)
-    return text_task("custom", HFTokenizer(tok, len(tok)), None, ["dog"], max_length=8, context=128, sequence_reward=seq)
+    return text_task(
+        "custom", HFTokenizer(tok, len(tok)), None, ["dog"], max_length=8, context=128, sequence_reward=seq
+    )
 
 
 def test_sequence_rewards_are_called_once_per_batch_as_trl_calls_them_and_credited_at_the_last_token():
@@ -173,7 +184,9 @@ def test_sequence_rewards_are_called_once_per_batch_as_trl_calls_them_and_credit
     got_prompts, completions, answer, ids = calls[0]
     assert got_prompts == ["a cat", chat] and answer == [1, 2]
     text = task.tokenizer.decode([7, 8, 9])
-    assert completions[0] == text and completions[1] == [{"role": "assistant", "content": task.tokenizer.decode([7, 8])}]
+    assert completions[0] == text and completions[1] == [
+        {"role": "assistant", "content": task.tokenizer.decode([7, 8])}
+    ]
     assert ids == [[7, 8, 9, eos], [7, 8, eos]]
     assert r[0].tolist() == [0, 0, 0, 0.5 * 4 + 2.0, 0] and r[1].tolist() == [0, 0, 0.5 * 3, 0, 0]
     assert task.success(prompts, actions, lengths).tolist() == [True, False]
@@ -206,7 +219,9 @@ def raises(prompts, completions, **kwargs):
 '''
 
 
-def test_a_custom_task_trains_soft_on_a_trunk_reports_both_policies_and_exports(tiny_dir, tmp_path, capsys, monkeypatch):
+def test_a_custom_task_trains_soft_on_a_trunk_reports_both_policies_and_exports(
+    tiny_dir, tmp_path, capsys, monkeypatch
+):
     (tmp_path / "my_rewards.py").write_text(textwrap.dedent(REWARDS))
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -12,13 +12,10 @@ from actors.tasks import Task
 from learner.qfunction import QFunction
 from learner.tabular import State
 
-
 SAMPLED = "sampled_"  # the prefix of the sampled policy's metrics
 
 
-def greedy_eval(
-    net: QFunction, task: Task, prompts: np.ndarray, num_samples: int = 4, policy: Policy = GREEDY
-) -> dict:
+def greedy_eval(net: QFunction, task: Task, prompts: np.ndarray, num_samples: int = 4, policy: Policy = GREEDY) -> dict:
     """Greedy decoding of every prompt (the policy's most likely token): success rate, mean return, the optimum
     where known, a few samples, the text metrics. Where `policy` samples, its sampled decoding's success rate, return
     and text metrics too, each under SAMPLED + its name."""

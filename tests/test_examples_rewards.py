@@ -1,0 +1,46 @@
+"""The sequence-level example task (examples/lowercase) and the reward GRPO gets in scripts/vs_grpo.py: their
+prompt files read as tokenq reads them, and their scores follow their rules."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from actors.text import read_prompt_records
+from examples.lowercase.reward import SUCCESS, lowercase_sentence
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_lowercase_prompt_files_give_each_prompt_its_topic():
+    train = read_prompt_records(ROOT / "examples/lowercase/train.jsonl")
+    heldout = read_prompt_records(ROOT / "examples/lowercase/eval.jsonl")
+    assert (len(train), len(heldout)) == (181, 200)
+    for record in train + heldout:
+        assert record.columns["topic"] in record.prompt and "lower case" in record.prompt
+    assert not {r.columns["topic"] for r in train} & {r.columns["topic"] for r in heldout}
+
+
+def test_lowercase_pays_only_a_long_lowercase_sentence_that_names_its_topic():
+    completions = [
+        "a mug holds hot tea on a cold day.",
+        "A mug holds hot tea on a cold day.",
+        "a mug holds tea.",
+        "a cup holds hot tea on a cold day.",
+        [{"role": "assistant", "content": "my mug holds hot tea on cold days."}],
+    ]
+    scores = lowercase_sentence(["p"] * 5, completions, topic=["mug"] * 5)
+    assert scores[0] == SUCCESS and scores[4] == SUCCESS
+    assert scores[1] == -1 / 9  # one capitalised word of nine
+    assert scores[2] == -1.0 and scores[3] == -0.5
+    assert lowercase_sentence(["p"], ["a short one"]) == [-1.0]  # without topics only case and length count
+
+
+def test_grpo_gets_the_lipogram_rule_as_one_sequence_score():
+    spec = importlib.util.spec_from_file_location("vs_grpo", ROOT / "scripts/vs_grpo.py")
+    vs_grpo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vs_grpo)
+    scores = vs_grpo.lipogram_reward(
+        ["p"] * 3, ["a cat sat on a warm rug today", "a cat sat on the rug today", "a cat sat"]
+    )
+    assert scores == [2.0, -1 / 7, -1.0]
