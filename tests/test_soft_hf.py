@@ -118,17 +118,8 @@ def tiny_dir(tmp_path_factory):
     ],
 )
 def test_bad_soft_and_reward_settings_exit_2_in_one_sentence(overrides, words, tiny_dir, tmp_path, capsys):
-    args = [
-        "train",
-        "--config",
-        "keywords",
-        "--mode",
-        "serial",
-        "--run-dir",
-        tmp_path / "r",
-        f"init.from_hf={tiny_dir}",
-    ]
-    code, _, err = run_main([*args, "hf.train_layers=1", *overrides], capsys)
+    run = ["--run-dir", tmp_path / "r", f"init.from_hf={tiny_dir}", "hf.train_layers=1"]
+    code, _, err = run_main(["train", "--config", "keywords", "--mode", "serial", *run, *overrides], capsys)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
 
 
