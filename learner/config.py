@@ -42,8 +42,8 @@ class ModelConfig:
     # "dueling" Q = V(s) + A - mean A (Wang et al. 2016; tokenq's network); "dueling_max" Q = V(s) + A - max A, so the
     # greedy action's Q is V(s) and, on a language model, the warm start's greedy policy is the LM's; "separate"
     # (Hugging Face models) a new linear Q head initialised from the LM head; "soft" (Hugging Face models with
-    # learner.backup=soft and hf.train_layers) Q = beta (A - A_ref) + V(s), the trained top's logits against the
-    # frozen reference's, so Q starts at 0 and the soft policy log pi_ref + Q / beta starts at the model's own.
+    # learner.backup=soft and hf.train_layers) Q = V(s) + beta (log pi - log pi_ref), the trained top's policy
+    # against the frozen reference's, so Q starts at 0 and the soft policy log pi_ref + Q / beta starts at the model's.
     # V heads start at 0.
     q_head: str = "plain"
 

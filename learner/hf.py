@@ -6,10 +6,11 @@ head gives logits, and a head reads Q from them (QNetConfig.q_head):
   policy is the LM's, and log p(a|s) - max log p(.|s) = logits - max logits, so the `gap` fluency reward is
   Bellman-consistent from the first update.
 - "plain": Q = logits; "separate": a new linear Q head initialised from the LM head.
-- "soft" (learner.backup=soft, on a frozen trunk): Q = beta (logits - reference logits) + V(s), V a new linear
-  head that starts at 0. Q starts at 0, so the soft policy pi = pi_ref exp((Q - V) / beta), whose logits are
-  log pi_ref + Q / beta = logits + V / beta + const, starts as the model itself, and the soft Bellman equation
-  holds at r = 0. The policy is the trained model's own softmax: what `export_model` hands over.
+- "soft" (learner.backup=soft, on a frozen trunk): Q = V(s) + beta (log pi - log pi_ref), pi the trained top's
+  softmax and V a new linear head that starts at 0. Q starts at 0, so the soft policy pi_ref exp((Q - V) / beta)
+  starts as the model itself and the soft Bellman equation holds at r = 0; with both policies normalised, the
+  soft value beta log sum_a pi_ref exp(Q / beta) is V(s) itself. The policy is the trained model's own softmax:
+  what `export_model` hands over.
 ("dueling", the mean-centred head, is tokenq's own network's: centring on the mean of 49,152 logits would throw
 away the LM's greedy policy as the warm start.)
 
@@ -410,10 +411,19 @@ class HFQNetwork(nn.Module):
         else:
             q = logits if logits is not None else self.lm.get_output_embeddings()(h)
             if self.cfg.q_head == "soft":
-                q = self.cfg.soft_beta * (q - ref_logits) + self.v_head(h)
-            elif self.v_head is not None:
+                return self.soft_q(h, q, ref_logits)
+            if self.v_head is not None:
                 q = self.v_head(h) + q - q.amax(-1, keepdim=True)
         return q if self.token_bias is None else q + self.token_bias
+
+    def soft_q(self, h: torch.Tensor, logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
+        """q_head=soft: Q = V(s) + beta (log pi(.|s) - log pi_ref(.|s)), pi the trained top's softmax (its logits
+        plus token_bias / beta). Both are normalised, so beta log sum_a pi_ref exp(Q / beta) = V(s) exactly: raising
+        one token's Q lowers the others' by the mass it takes, and a token the learner never tried cannot gain."""
+        beta = self.cfg.soft_beta
+        z = logits.float() if self.token_bias is None else logits.float() + self.token_bias / beta
+        shift = torch.log_softmax(z, -1) - torch.log_softmax(ref_logits.float(), -1)
+        return beta * shift + self.v_head(h).float()
 
     # ----- running the body: whole, or as a frozen trunk and tops (learner/trunk.py) -----
     def _layout(self, prompts: torch.Tensor, actions: torch.Tensor | None) -> trunk.Layout:

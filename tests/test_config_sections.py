@@ -33,7 +33,7 @@ def test_old_and_bad_spellings_are_one_sentence(overrides, message):
 def test_the_presets_choose_their_heads_with_the_one_switch():
     assert load_config("reverse").model.q_head == "plain"
     assert load_config("keywords").model.q_head == "dueling_max"  # A - max A: the LM's greedy policy as warm start
-    assert load_config("lipogram", ["init.from_hf=dir"]).model.q_head == "soft"  # beta (logits - reference) + V
+    assert load_config("lipogram", ["init.from_hf=dir"]).model.q_head == "soft"  # V + beta (log pi - log pi_ref)
 
 
 def test_a_preset_that_needs_the_users_model_prints_but_does_not_run_without_it():
