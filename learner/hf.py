@@ -288,7 +288,7 @@ class HFQNetwork(nn.Module):
 
     def param_groups(self, cfg: LearnerConfig) -> list[dict]:
         """The trainable parameters; the heads the LM gains at hf.head_lr, its token bias at hf.token_bias_lr, when
-        they are set."""
+        they are set (under the soft head, bounded above by 0)."""
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         head_lr = self.cfg.head_lr or cfg.lr
         body = ("lm.", "top.")
@@ -297,6 +297,8 @@ class HFQNetwork(nn.Module):
             {"params": [p for n, p in named if not n.startswith(body) and n != "token_bias"], "lr": head_lr},
             {"params": [p for n, p in named if n == "token_bias"], "lr": self.cfg.token_bias_lr or head_lr},
         ]
+        if self.cfg.q_head == "soft":
+            groups[-1]["max"] = 0.0  # the soft policy's token bias only takes mass away: see soft_q
         return [g for g in groups if g["params"]]
 
     def describe(self) -> str:
@@ -419,7 +421,11 @@ class HFQNetwork(nn.Module):
     def soft_q(self, h: torch.Tensor, logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
         """q_head=soft: Q = V(s) + beta (log pi(.|s) - log pi_ref(.|s)), pi the trained top's softmax (its logits
         plus token_bias / beta). Both are normalised, so beta log sum_a pi_ref exp(Q / beta) = V(s) exactly: raising
-        one token's Q lowers the others' by the mass it takes, and a token the learner never tried cannot gain."""
+        one token's Q lowers the others' by the mass it takes, and a token the learner never tried cannot gain.
+        The token bias is kept <= 0 (param_groups): it is one number per token for every state, so a positive one
+        would raise a token everywhere it was once found good ("Kakakak..."); kept non-positive, it can only take
+        mass from tokens (a banned letter) and hand it to the model's likely ones, as a mask does. Raising a token
+        in its context is the trained top's work."""
         beta = self.cfg.soft_beta
         z = logits.float() if self.token_bias is None else logits.float() + self.token_bias / beta
         shift = torch.log_softmax(z, -1) - torch.log_softmax(ref_logits.float(), -1)

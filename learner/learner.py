@@ -103,6 +103,7 @@ class Learner:
             return self._skip(float(host[-2])), None
         self._bad_in_row = 0
         self.optimizer.step()
+        self._bound_params()
         self.updates += 1
         self.transitions_trained += b.num_transitions
         self._sync_target()
@@ -125,6 +126,14 @@ class Learner:
         """The means of the updates not yet reported, with "td_loss_per_update": [(update, td_loss), ...]; None
         when there are none. Drivers call it before a checkpoint and at the end."""
         return self._pending.report()
+
+    @torch.no_grad()
+    def _bound_params(self) -> None:
+        """Project the parameter groups that carry a "max" (QFunction.param_groups) back under it after a step."""
+        for group in self.optimizer.param_groups:
+            if "max" in group:
+                for p in group["params"]:
+                    p.clamp_(max=group["max"])
 
     def _skip(self, loss: float) -> dict[str, float]:
         """Count a non-finite update; its loss (NaN, inf or a finite loss with a non-finite gradient) is returned so

@@ -91,7 +91,8 @@ class QFunction(Protocol):
         ...
 
     def param_groups(self, cfg: LearnerConfig) -> list[dict]:
-        """The trainable parameters as AdamW groups, each with its learning rate where it differs from cfg.lr."""
+        """The trainable parameters as AdamW groups, each with its learning rate where it differs from cfg.lr; a
+        group with a "max" is clamped under it after every step."""
         ...
 
     def base_reference(self) -> dict[str, str] | None:

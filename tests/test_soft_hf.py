@@ -95,6 +95,27 @@ def test_the_warm_start_is_bellman_consistent_and_an_update_moves_only_the_train
     torch.testing.assert_close(q_steps, q_online, atol=1e-4, rtol=1e-4)
 
 
+def test_the_soft_token_bias_only_takes_mass_away():
+    """The soft head's per-token bias is projected under 0 after every step: TD errors of both signs lower some
+    tokens and raise none (without the bound, the same updates raise some)."""
+    biases = []
+    for bounded in (True, False):
+        cfg = QNetConfig(
+            q_head="soft", hf_path="tiny", train_layers=1, prefix_ids=PREFIX, soft_beta=BETA, token_bias=True
+        )
+        net = HFQNetwork(cfg, lm=tiny_lm("llama")).eval()
+        learner = Learner(LearnerConfig(device="cpu", backup="soft", beta=BETA, lr=0.01), net.cfg, net=net)
+        for group in learner.optimizer.param_groups:
+            if not bounded:
+                group.pop("max", None)
+        for seed in range(4):
+            learner.update(sampled_batch(PREFIXED, seed))
+        biases.append(net.token_bias.detach().clone())
+    bounded_bias, free_bias = biases
+    assert bounded_bias.max() <= 0 and bounded_bias.min() < -1e-3
+    assert free_bias.max() > 1e-3
+
+
 def test_the_soft_head_needs_the_frozen_trunk_in_one_sentence():
     with pytest.raises(HFModelError, match="needs hf.train_layers"):
         HFQNetwork(QNetConfig(q_head="soft", soft_beta=0.1), lm=tiny_lm("llama"))
