@@ -160,7 +160,7 @@ class LearnerConfig:
     weight_decay: float = 0.0  # AdamW weight decay
     grad_clip: float = 10.0  # global gradient-norm clip
     gamma: float = 0.99  # discount factor in [0, 1)
-    n_step: int = 1  # n-step returns; n > 1 propagates faster but is biased off-policy (no correction)
+    n_step: int = 1  # n-step returns; n > 1 propagates faster; biased off-policy on hard, exact on soft
     huber_delta: float = 1.0  # Huber loss threshold on the TD error
     target_update_every: int = 25  # hard copy every K updates (when target_tau == 0)
     target_tau: float = 0.0  # Polyak factor per update; 0 means hard copies

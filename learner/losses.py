@@ -19,10 +19,19 @@ def valid_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
     return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def nstep_targets(r_t: torch.Tensor, v_t: torch.Tensor, lengths: torch.Tensor, gamma: float, n: int) -> torch.Tensor:
+def nstep_targets(
+    r_t: torch.Tensor,
+    v_t: torch.Tensor,
+    lengths: torch.Tensor,
+    gamma: float,
+    n: int,
+    cost_t: torch.Tensor | None = None,
+) -> torch.Tensor:
     """n-step targets y_t (B, T) from rewards r_t (B, T) and bootstrap values v_t = V(s_t) (B, T).
 
-    Values at or past the episode's length are ignored (terminal), as are rewards past it.
+    Values at or past the episode's length are ignored (terminal), as are rewards past it. `cost_t` (B, T), where
+    given, is charged at every step of the n but the first: y_t = r_t + sum_{0<k<n} gamma^k (r_{t+k} - cost_{t+k})
+    + gamma^n v_{t+n} (the soft backup's KL cost of the actions taken inside the n steps, soft_q_loss).
     """
     T = r_t.shape[1]
     mask = valid_mask(lengths, T)
@@ -30,7 +39,8 @@ def nstep_targets(r_t: torch.Tensor, v_t: torch.Tensor, lengths: torch.Tensor, g
     v_t = v_t * mask
     y_t = torch.zeros_like(r_t)
     for k in range(min(n, T)):
-        y_t[:, : T - k] += gamma**k * r_t[:, k:]
+        paid = r_t if cost_t is None or k == 0 else r_t - cost_t * mask
+        y_t[:, : T - k] += gamma**k * paid[:, k:]
     if n < T:
         y_t[:, : T - n] += gamma**n * v_t[:, n:]
     return y_t * mask
@@ -96,10 +106,17 @@ def soft_q_loss(
 ) -> LossOutput:
     """double_dqn_loss with the soft backup: the target bootstraps from the target network's soft value
     V_target(s_{t+n}) (soft_values; log_ref_t (B, T, V) log pi_ref(. | s_t), or None for uniform). Q = 0 and r = 0
-    give y = 0: the warm start, whose policy is pi_ref, is Bellman-consistent."""
+    give y = 0: the warm start, whose policy is pi_ref, is Bellman-consistent.
+
+    With n > 1 each action taken inside the n steps pays its KL cost beta log (pi / pi_ref)(a|s) = Q(s, a) - V(s),
+    from the target network: since r(s, a) - beta log (pi* / pi_ref)(a|s) = V*(s) - gamma V*(s') for every action
+    of a deterministic MDP (path consistency, Nachum et al. 2017), Q* is then the target's fixed point whatever
+    policy took the actions. Without the cost, steps the sampler took away from pi_ref look free, and the n-step
+    return pulls the policy away from the model's fluency."""
     with torch.no_grad():
         v_boot_t = soft_values(q_target_t, log_ref_t, beta)
-    out = td_loss(q_online_t, v_boot_t, a_t, r_t, lengths, weights, gamma, n_step, huber_delta)
+        cost_t = q_target_t.float().gather(-1, a_t[..., None]).squeeze(-1) - v_boot_t if n_step > 1 else None
+    out = td_loss(q_online_t, v_boot_t, a_t, r_t, lengths, weights, gamma, n_step, huber_delta, cost_t)
     with torch.no_grad():
         return out._replace(v_online_t=soft_values(q_online_t.detach(), log_ref_t, beta))
 
@@ -114,12 +131,14 @@ def td_loss(
     gamma: float,
     n_step: int,
     huber_delta: float,
+    cost_t: torch.Tensor | None = None,
 ) -> LossOutput:
-    """The importance-weighted Huber loss of n-step targets bootstrapped from boot_t = V(s_t) (B, T)."""
+    """The importance-weighted Huber loss of n-step targets bootstrapped from boot_t = V(s_t) (B, T); `cost_t`
+    as nstep_targets takes it."""
     mask = valid_mask(lengths, a_t.shape[1])
     q_taken_t = q_online_t.gather(-1, a_t[..., None]).squeeze(-1)
     with torch.no_grad():
-        y_t = nstep_targets(r_t, boot_t.float(), lengths, gamma, n_step)
+        y_t = nstep_targets(r_t, boot_t.float(), lengths, gamma, n_step, cost_t)
     td_t = (y_t - q_taken_t.float()) * mask
     per_step = F.huber_loss(q_taken_t.float(), y_t, reduction="none", delta=huber_delta)
     loss = (per_step * mask * weights[:, None]).sum() / mask.sum().clamp(min=1)

@@ -1,10 +1,18 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from actors.tasks import make_task
-from learner.losses import double_dqn_loss, nstep_targets, sequence_priorities, soft_q_loss, soft_values
+from learner.losses import (
+    double_dqn_loss,
+    nstep_targets,
+    sequence_priorities,
+    soft_q_loss,
+    soft_values,
+    valid_mask,
+)
 from learner.tabular import enumerate_states, q_star, soft_q_star, soft_value
 
 
@@ -101,6 +109,26 @@ def test_the_soft_backup_holds_at_the_warm_start_and_bootstraps_from_the_target_
     # y_t = r_t + gamma V_target(s_{t+1}) before the end; the last step's target is its reward
     torch.testing.assert_close(out.td_t[0, :3], r_t[0, :3] + 0.9 * v[0, 1:])
     torch.testing.assert_close(out.td_t[1], torch.stack([r_t[1, 0] + 0.9 * v[1, 1], r_t[1, 1], *torch.zeros(2)]))
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_the_soft_n_step_target_holds_off_policy_when_q_is_consistent(n):
+    """Path consistency: rewards made from a Q that satisfies Q(s_t, a_t) = r_t + gamma V(s_{t+1}) along any
+    actions, and that Q is the n-step target's fixed point for every n, since each inner action pays
+    Q - V = beta log (pi / pi_ref). Without that cost the target is off by the KL of the inner steps."""
+    torch.manual_seed(0)
+    B, T, V, gamma, beta = 3, 6, 5, 0.9, 0.2
+    q = torch.randn(B, T, V)
+    ref = torch.log_softmax(torch.randn(B, T, V), -1)
+    a_t, lengths = torch.randint(0, V, (B, T)), torch.tensor([6, 4, 1])
+    v = soft_values(q, ref, beta)
+    q_a = q.gather(-1, a_t[..., None]).squeeze(-1)
+    nxt = torch.cat([v[:, 1:], torch.zeros(B, 1)], 1) * valid_mask(lengths - 1, T)
+    r_t = q_a - gamma * nxt  # the last step of each episode: r = Q
+    out = soft_q_loss(q, q, ref, a_t, r_t, lengths, torch.ones(B), gamma, n, beta)
+    assert out.td_t.abs().max() < 1e-5
+    plain = nstep_targets(r_t, v, lengths, gamma, n) - q_a * valid_mask(lengths, T)
+    assert (plain.abs().max() > 0.1) == (n > 1)
 
 
 def test_soft_q_star_satisfies_the_soft_bellman_equation_and_tends_to_q_star():
