@@ -6,11 +6,13 @@ model, distinct-2).
     pip install -e ".[hf,compare]"
     python scripts/vs_grpo.py --model smollm2 --task lipogram --minutes 10 --out vs_grpo/lipogram
     python scripts/vs_grpo.py --model smollm2 --task lowercase --minutes 10 --out vs_grpo/lowercase
+    python scripts/vs_grpo.py --model smollm2 --task without_the --minutes 10 --out vs_grpo/without_the
 
 Tasks:
 - lipogram: tokenq's lipogram preset (its per-token reward); GRPO gets the sequence-level reward below
   (2 for a success, otherwise minus the share of words holding an "e", minus 1 under 6 words).
-- lowercase: task custom with examples/lowercase/reward.py's function and JSONL prompts, given unchanged to both.
+- lowercase, without_the: task custom with examples/NAME/reward.py's function and JSONL prompts, given
+  unchanged to both.
 
 It writes OUT/tokenq (a tokenq run directory), OUT/grpo (GRPO's log and its held-out generations) and
 OUT/result.json, and prints the table. TRL is only needed here (the `compare` extra), never by tokenq itself.
@@ -19,6 +21,7 @@ OUT/result.json, and prints the table. TRL is only needed here (the `compare` ex
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import subprocess
 import sys
@@ -30,14 +33,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-LOWERCASE = [
-    "task.name=custom",
-    "task.reward_fn=examples.lowercase.reward:lowercase_sentence",
-    "task.prompt_len=64",
-    f"task.prompts_file={ROOT / 'examples/lowercase/train.jsonl'}",
-    f"task.eval_prompts_file={ROOT / 'examples/lowercase/eval.jsonl'}",
-]
-TASKS = {"lipogram": [], "lowercase": LOWERCASE}
+# the sequence-level example tasks: examples/NAME/reward.py's function FN on examples/NAME/{train,eval}.jsonl
+EXAMPLES = {"lowercase": "lowercase_sentence", "without_the": "without_the"}
+
+
+def example_overrides(name: str) -> list[str]:
+    return [
+        "task.name=custom",
+        f"task.reward_fn=examples.{name}.reward:{EXAMPLES[name]}",
+        "task.prompt_len=64",
+        f"task.prompts_file={ROOT / 'examples' / name / 'train.jsonl'}",
+        f"task.eval_prompts_file={ROOT / 'examples' / name / 'eval.jsonl'}",
+    ]
+
+
+TASKS = {"lipogram": [], **{name: example_overrides(name) for name in EXAMPLES}}
 METRICS = ("success", "mean_words", "prior_perplexity", "distinct_2")
 
 
@@ -57,9 +67,8 @@ def lipogram_reward(prompts, completions, **kwargs) -> list[float]:
 def grpo_reward(task: str):
     if task == "lipogram":
         return lipogram_reward
-    from examples.lowercase.reward import lowercase_sentence
-
-    return lowercase_sentence
+    module = importlib.import_module(f"examples.{task}.reward")
+    return getattr(module, EXAMPLES[task])
 
 
 def tokenq_config(model: str, task: str, seconds: float):

@@ -1,5 +1,5 @@
-"""The sequence-level example task (examples/lowercase) and the reward GRPO gets in scripts/vs_grpo.py: their
-prompt files read as tokenq reads them, and their scores follow their rules."""
+"""The sequence-level example tasks (examples/lowercase, examples/without_the) and the reward GRPO gets in
+scripts/vs_grpo.py: their prompt files read as tokenq reads them, and their scores follow their rules."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ import importlib.util
 from pathlib import Path
 
 from actors.text import read_prompt_records
+import pytest
+
 from examples.lowercase.reward import SUCCESS, lowercase_sentence
+from examples.without_the.reward import without_the
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_lowercase_prompt_files_give_each_prompt_its_topic():
-    train = read_prompt_records(ROOT / "examples/lowercase/train.jsonl")
-    heldout = read_prompt_records(ROOT / "examples/lowercase/eval.jsonl")
+@pytest.mark.parametrize("name, asks", [("lowercase", "lower case"), ("without_the", 'the word "the"')])
+def test_the_example_prompt_files_give_each_prompt_its_topic(name, asks):
+    train = read_prompt_records(ROOT / "examples" / name / "train.jsonl")
+    heldout = read_prompt_records(ROOT / "examples" / name / "eval.jsonl")
     assert (len(train), len(heldout)) == (181, 200)
     for record in train + heldout:
-        assert record.columns["topic"] in record.prompt and "lower case" in record.prompt
+        assert record.columns["topic"] in record.prompt and asks in record.prompt
     assert not {r.columns["topic"] for r in train} & {r.columns["topic"] for r in heldout}
 
 
@@ -34,6 +38,30 @@ def test_lowercase_pays_only_a_long_lowercase_sentence_that_names_its_topic():
     assert scores[1] == -1 / 9  # one capitalised word of nine
     assert scores[2] == -1.0 and scores[3] == -0.5
     assert lowercase_sentence(["p"], ["a short one"]) == [-1.0]  # without topics only case and length count
+
+
+def test_without_the_pays_only_a_long_sentence_without_the_word_that_names_its_topic():
+    completions = [
+        "a mug holds hot tea on a cold day.",
+        "The mug holds hot tea on a cold day.",
+        "a mug holds tea.",
+        "a cup holds hot tea on a cold day.",
+        [{"role": "assistant", "content": "there, my mug holds theory and tea on cold days."}],
+    ]
+    scores = without_the(["p"] * 5, completions, topic=["mug"] * 5)
+    assert scores[0] == SUCCESS and scores[4] == SUCCESS  # "there" and "theory" are not "the"
+    assert scores[1] == -1 / 9  # "The" is one word of nine
+    assert scores[2] == -1.0 and scores[3] == -0.5
+    assert without_the(["p"], ["the the end"]) == [-2 / 3 - 1.0]
+
+
+def test_grpo_gets_the_example_functions_unchanged():
+    spec = importlib.util.spec_from_file_location("vs_grpo", ROOT / "scripts/vs_grpo.py")
+    vs_grpo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vs_grpo)
+    assert vs_grpo.grpo_reward("without_the") is without_the
+    assert vs_grpo.grpo_reward("lowercase") is lowercase_sentence
+    assert "task.reward_fn=examples.without_the.reward:without_the" in vs_grpo.TASKS["without_the"]
 
 
 def test_grpo_gets_the_lipogram_rule_as_one_sequence_score():
