@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from actors.text import read_prompt_records
 import pytest
 
+from actors.text import read_prompt_records
 from examples.lowercase.reward import SUCCESS, lowercase_sentence
 from examples.without_the.reward import without_the
 
