@@ -38,8 +38,12 @@ EXAMPLES = {"lowercase": "lowercase_sentence", "without_the": "without_the"}
 
 
 def example_overrides(name: str) -> list[str]:
+    """tokenq's settings for an example task: its function and prompt files, and n-step targets as long as an
+    episode (the preset's task.max_length), since a sequence-level score arrives at the last token only: each
+    target then reaches back to the first token at once, exact off-policy with the soft backup's KL cost."""
     return [
         "task.name=custom",
+        "learner.n_step=24",
         f"task.reward_fn=examples.{name}.reward:{EXAMPLES[name]}",
         "task.prompt_len=64",
         f"task.prompts_file={ROOT / 'examples' / name / 'train.jsonl'}",

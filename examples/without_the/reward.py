@@ -1,6 +1,6 @@
 """A second sequence-level task in TRL's reward-function signature: one sentence about a topic without the word
-"the". SmolLM2-135M-Instruct's greedy answers open with "The" and use it again, whatever the prompt asks, so its
-warm start fails it; its sampled answers avoid the word now and then, so a learner can find what pays.
+"the". SmolLM2-135M-Instruct's greedy answers mostly use the word whatever the prompt asks (held-out success 0.20
+greedy, 0.13 sampled), and its sampled answers avoid it often enough for a learner to find what pays.
 
     tokenq train --config lipogram init.from_hf=smollm2 task.name=custom \
         task.reward_fn=examples.without_the.reward:without_the task.prompt_len=64 \
