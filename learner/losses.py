@@ -37,10 +37,10 @@ def nstep_targets(
     mask = valid_mask(lengths, T)
     r_t = r_t * mask
     v_t = v_t * mask
-    y_t = torch.zeros_like(r_t)
-    for k in range(min(n, T)):
-        paid = r_t if cost_t is None or k == 0 else r_t - cost_t * mask
-        y_t[:, : T - k] += gamma**k * paid[:, k:]
+    paid_t = r_t if cost_t is None else r_t - cost_t * mask  # what a step inside the n pays
+    y_t = r_t.clone()
+    for k in range(1, min(n, T)):
+        y_t[:, : T - k] += gamma**k * paid_t[:, k:]
     if n < T:
         y_t[:, : T - n] += gamma**n * v_t[:, n:]
     return y_t * mask

@@ -38,12 +38,9 @@ EXAMPLES = {"lowercase": "lowercase_sentence", "without_the": "without_the"}
 
 
 def example_overrides(name: str) -> list[str]:
-    """tokenq's settings for an example task: its function and prompt files, and n-step targets as long as an
-    episode (the preset's task.max_length), since a sequence-level score arrives at the last token only: each
-    target then reaches back to the first token at once, exact off-policy with the soft backup's KL cost."""
+    """tokenq's settings for an example task: its function and prompt files."""
     return [
         "task.name=custom",
-        "learner.n_step=24",
         f"task.reward_fn=examples.{name}.reward:{EXAMPLES[name]}",
         "task.prompt_len=64",
         f"task.prompts_file={ROOT / 'examples' / name / 'train.jsonl'}",
@@ -79,7 +76,12 @@ def tokenq_config(model: str, task: str, seconds: float):
     from tokenq.config import load_config
 
     overrides = [f"init.from_hf={model}", f"train.max_seconds={seconds}", *TASKS[task]]
-    return load_config("lipogram", overrides), overrides
+    cfg = load_config("lipogram", overrides)
+    if task in EXAMPLES:  # n-step targets as long as an episode, since a sequence-level score arrives at the last
+        # token only: each target reaches the first token at once, exact off-policy with the soft backup's KL cost
+        overrides.append(f"learner.n_step={cfg.task.max_length}")
+        cfg = load_config("lipogram", overrides)
+    return cfg, overrides
 
 
 # ----- evaluation: tokenq's task on any model's greedy generations -----

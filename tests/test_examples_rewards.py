@@ -15,6 +15,13 @@ from examples.without_the.reward import without_the
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def load_vs_grpo():
+    spec = importlib.util.spec_from_file_location("vs_grpo", ROOT / "scripts/vs_grpo.py")
+    vs_grpo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vs_grpo)
+    return vs_grpo
+
+
 @pytest.mark.parametrize("name, asks", [("lowercase", "lower case"), ("without_the", 'the word "the"')])
 def test_the_example_prompt_files_give_each_prompt_its_topic(name, asks):
     train = read_prompt_records(ROOT / "examples" / name / "train.jsonl")
@@ -56,18 +63,14 @@ def test_without_the_pays_only_a_long_sentence_without_the_word_that_names_its_t
 
 
 def test_grpo_gets_the_example_functions_unchanged():
-    spec = importlib.util.spec_from_file_location("vs_grpo", ROOT / "scripts/vs_grpo.py")
-    vs_grpo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(vs_grpo)
+    vs_grpo = load_vs_grpo()
     assert vs_grpo.grpo_reward("without_the") is without_the
     assert vs_grpo.grpo_reward("lowercase") is lowercase_sentence
     assert "task.reward_fn=examples.without_the.reward:without_the" in vs_grpo.TASKS["without_the"]
 
 
 def test_grpo_gets_the_lipogram_rule_as_one_sequence_score():
-    spec = importlib.util.spec_from_file_location("vs_grpo", ROOT / "scripts/vs_grpo.py")
-    vs_grpo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(vs_grpo)
+    vs_grpo = load_vs_grpo()
     scores = vs_grpo.lipogram_reward(
         ["p"] * 3, ["a cat sat on a warm rug today", "a cat sat on the rug today", "a cat sat"]
     )
