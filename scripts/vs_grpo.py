@@ -7,11 +7,12 @@ model, distinct-2).
     python scripts/vs_grpo.py --model smollm2 --task lipogram --minutes 10 --out vs_grpo/lipogram
     python scripts/vs_grpo.py --model smollm2 --task lowercase --minutes 10 --out vs_grpo/lowercase
     python scripts/vs_grpo.py --model smollm2 --task without_the --minutes 10 --out vs_grpo/without_the
+    python scripts/vs_grpo.py --model smollm2 --task first_word --minutes 10 --out vs_grpo/first_word
 
 Tasks:
 - lipogram: tokenq's lipogram preset (its per-token reward); GRPO gets the sequence-level reward below
   (2 for a success, otherwise minus the share of words holding an "e", minus 1 under 6 words).
-- lowercase, without_the: task custom with examples/NAME/reward.py's function and JSONL prompts, given
+- lowercase, without_the, first_word: task custom with examples/NAME/reward.py's function and JSONL prompts, given
   unchanged to both.
 
 It writes OUT/tokenq (a tokenq run directory), OUT/grpo (GRPO's log and its held-out generations) and
@@ -34,7 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # the sequence-level example tasks: examples/NAME/reward.py's function FN on examples/NAME/{train,eval}.jsonl
-EXAMPLES = {"lowercase": "lowercase_sentence", "without_the": "without_the"}
+EXAMPLES = {"lowercase": "lowercase_sentence", "without_the": "without_the", "first_word": "first_word"}
+# tokenq's own settings for an example beyond the preset's: first_word depends on the prompt, and a token bias (one
+# number per token for every state) could only learn to avoid the words an answer should not open with everywhere
+EXAMPLE_SETTINGS = {"first_word": ["hf.token_bias=false"]}
 
 
 def example_overrides(name: str) -> list[str]:
@@ -45,6 +49,7 @@ def example_overrides(name: str) -> list[str]:
         "task.prompt_len=64",
         f"task.prompts_file={ROOT / 'examples' / name / 'train.jsonl'}",
         f"task.eval_prompts_file={ROOT / 'examples' / name / 'eval.jsonl'}",
+        *EXAMPLE_SETTINGS.get(name, []),
     ]
 
 

@@ -1,4 +1,4 @@
-"""The sequence-level example tasks (examples/lowercase, examples/without_the) and the reward GRPO gets in
+"""The sequence-level example tasks (examples/lowercase, examples/without_the, examples/first_word) and the reward GRPO gets in
 scripts/vs_grpo.py: their prompt files read as tokenq reads them, and their scores follow their rules."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from actors.text import read_prompt_records
+from examples.first_word.reward import first_word
 from examples.lowercase.reward import SUCCESS, lowercase_sentence
 from examples.without_the.reward import without_the
 
@@ -22,13 +23,15 @@ def load_vs_grpo():
     return vs_grpo
 
 
-@pytest.mark.parametrize("name, asks", [("lowercase", "lower case"), ("without_the", 'the word "the"')])
+@pytest.mark.parametrize(
+    "name, asks", [("lowercase", "lower case"), ("without_the", 'the word "the"'), ("first_word", "begins with the word")]
+)
 def test_the_example_prompt_files_give_each_prompt_its_topic(name, asks):
     train = read_prompt_records(ROOT / "examples" / name / "train.jsonl")
     heldout = read_prompt_records(ROOT / "examples" / name / "eval.jsonl")
     assert (len(train), len(heldout)) == (181, 200)
     for record in train + heldout:
-        assert record.columns["topic"] in record.prompt and asks in record.prompt
+        assert record.columns["topic"].lower() in record.prompt.lower() and asks in record.prompt
     assert not {r.columns["topic"] for r in train} & {r.columns["topic"] for r in heldout}
 
 
@@ -62,10 +65,25 @@ def test_without_the_pays_only_a_long_sentence_without_the_word_that_names_its_t
     assert without_the(["p"], ["the the end"]) == [-2 / 3 - 1.0]
 
 
+def test_first_word_pays_only_a_long_sentence_that_opens_with_its_topic():
+    completions = [
+        '"Mugs hold hot tea on a cold day."',
+        "A mug holds hot tea on a cold day.",
+        "Mug holds tea.",
+        "Mugshots are taken by the police every day.",
+        [{"role": "assistant", "content": "Mug's handle broke off on a cold day."}],
+    ]
+    scores = first_word(["p"] * 5, completions, topic=["mug"] * 5)
+    assert scores == [SUCCESS, 0.0, -1.0, 0.0, SUCCESS]  # a plural or possessive counts, a longer word does not
+    # without a topic column, the prompt's quoted word is the topic
+    assert first_word(['Write about a mug that begins with the word "Mug".'], ["Mug holds tea on cold days."]) == [1.0]
+
+
 def test_grpo_gets_the_example_functions_unchanged():
     vs_grpo = load_vs_grpo()
     assert vs_grpo.grpo_reward("without_the") is without_the
     assert vs_grpo.grpo_reward("lowercase") is lowercase_sentence
+    assert vs_grpo.grpo_reward("first_word") is first_word
     assert "task.reward_fn=examples.without_the.reward:without_the" in vs_grpo.TASKS["without_the"]
 
 
