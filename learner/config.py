@@ -85,6 +85,12 @@ class HFConfig:
     # travel further than adapters in as many updates.
     head_lr: float = 0.0
     token_bias_lr: float = 0.0  # learning rate of hf.token_bias; 0 = head_lr (or learner.lr)
+    # Adam's epsilon for hf.token_bias; 0 = the optimizer's own (1e-8). A token's bias gets a gradient only where
+    # that token was taken, so with a tiny epsilon Adam's per-parameter scaling turns one occurrence into a step of
+    # about 30 x token_bias_lr whatever the size or the noise of its TD error. An epsilon well above the gradients'
+    # size makes the step token_bias_lr / eps times the gradient (with momentum): consistent errors add up, noisy
+    # ones cancel (a large epsilon steadies DQN's Adam likewise: Hessel et al. 2018).
+    token_bias_eps: float = 0.0
     grad_checkpointing: bool = False  # recompute the model's activations in backward to save memory
     # Train only the top N transformer blocks (and the final norm) plus the heads, on a frozen trunk that runs once
     # per batch and serves the online Q, the target Q and the reference model (the original top blocks) alike;
@@ -108,6 +114,7 @@ class HFConfig:
                 (self.lora_alpha > 0, f"hf.lora_alpha must be > 0, got {self.lora_alpha}"),
                 (self.head_lr >= 0, f"hf.head_lr must be >= 0 (0 = learner.lr), got {self.head_lr}"),
                 (self.token_bias_lr >= 0, f"hf.token_bias_lr must be >= 0, got {self.token_bias_lr}"),
+                (self.token_bias_eps >= 0, f"hf.token_bias_eps must be >= 0, got {self.token_bias_eps}"),
                 (
                     self.chat_template in ("auto", "none"),
                     f"hf.chat_template must be auto or none, got {self.chat_template!r}",
@@ -123,6 +130,7 @@ NETWORK_HF_FIELDS = (
     "token_bias",
     "head_lr",
     "token_bias_lr",
+    "token_bias_eps",
     "grad_checkpointing",
     "train_layers",
 )  # the `hf` settings a network reads (QNetConfig)
@@ -146,6 +154,7 @@ class QNetConfig(ModelConfig):
     lora_targets: str = "all-linear"  # hf.lora_targets
     head_lr: float = 0.0  # hf.head_lr
     token_bias_lr: float = 0.0  # hf.token_bias_lr
+    token_bias_eps: float = 0.0  # hf.token_bias_eps
     grad_checkpointing: bool = False  # hf.grad_checkpointing
     train_layers: int = -1  # hf.train_layers
     # The token ids every prompt starts with (a chat template's system turn): computed once into a KV cache.

@@ -287,8 +287,8 @@ class HFQNetwork(nn.Module):
         return copy.deepcopy(self).requires_grad_(False)
 
     def param_groups(self, cfg: LearnerConfig) -> list[dict]:
-        """The trainable parameters; the heads the LM gains at hf.head_lr, its token bias at hf.token_bias_lr, when
-        they are set (under the soft head, bounded above by 0)."""
+        """The trainable parameters; the heads the LM gains at hf.head_lr, its token bias at hf.token_bias_lr with
+        Adam's epsilon hf.token_bias_eps, when they are set (under the soft head, bounded above by 0)."""
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         head_lr = self.cfg.head_lr or cfg.lr
         body = ("lm.", "top.")
@@ -297,6 +297,8 @@ class HFQNetwork(nn.Module):
             {"params": [p for n, p in named if not n.startswith(body) and n != "token_bias"], "lr": head_lr},
             {"params": [p for n, p in named if n == "token_bias"], "lr": self.cfg.token_bias_lr or head_lr},
         ]
+        if self.cfg.token_bias_eps > 0:
+            groups[-1]["eps"] = self.cfg.token_bias_eps
         if self.cfg.q_head == "soft":
             groups[-1]["max"] = 0.0  # the soft policy's token bias only takes mass away: see soft_q
         return [g for g in groups if g["params"]]

@@ -1,5 +1,5 @@
-"""The sequence-level example tasks (examples/lowercase, examples/without_the, examples/first_word) and the reward GRPO gets in
-scripts/vs_grpo.py: their prompt files read as tokenq reads them, and their scores follow their rules."""
+"""The sequence-level example tasks (examples/lowercase, examples/without_the, examples/first_word) and the reward
+GRPO gets in scripts/vs_grpo.py: their prompt files read as tokenq reads them, and their scores follow their rules."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def load_vs_grpo():
 
 
 @pytest.mark.parametrize(
-    "name, asks", [("lowercase", "lower case"), ("without_the", 'the word "the"'), ("first_word", "begins with the word")]
+    "name, asks",
+    [("lowercase", "lower case"), ("without_the", 'the word "the"'), ("first_word", "begins with the word")],
 )
 def test_the_example_prompt_files_give_each_prompt_its_topic(name, asks):
     train = read_prompt_records(ROOT / "examples" / name / "train.jsonl")

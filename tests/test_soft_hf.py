@@ -116,6 +116,28 @@ def test_the_soft_token_bias_only_takes_mass_away():
     assert free_bias.max() > 1e-3
 
 
+def test_a_large_token_bias_eps_makes_the_bias_step_follow_its_gradient():
+    """Adam's first step is lr g / (|g| + eps) per parameter. With the default epsilon every token taken moves its
+    bias by the same lr whatever its TD error (one noisy occurrence is a full step); with hf.token_bias_eps far
+    above the gradients it moves by lr g / eps, in proportion to the error."""
+    lr, steps = 0.05, []
+    for eps in (0.0, 1e-2):
+        cfg = QNetConfig(
+            q_head="soft", hf_path="tiny", train_layers=1, prefix_ids=PREFIX, soft_beta=BETA, token_bias=True,
+            token_bias_lr=lr, token_bias_eps=eps,
+        )  # fmt: skip
+        net = HFQNetwork(cfg, lm=tiny_lm("llama")).eval()
+        learner = Learner(LearnerConfig(device="cpu", backup="soft", beta=BETA, lr=1e-3), net.cfg, net=net)
+        learner.update(sampled_batch(PREFIXED, 0))
+        g = net.token_bias.grad.detach().clone()
+        down = g > 1e-6  # the tokens whose bias the step lowers (a raise is projected back to 0)
+        steps.append((-net.token_bias.detach()[down], g[down]))
+    (tiny_eps, _), (large_eps, g) = steps
+    torch.testing.assert_close(tiny_eps, torch.full_like(tiny_eps, lr), rtol=1e-3, atol=0)
+    torch.testing.assert_close(large_eps, lr * g / (g + 1e-2), rtol=1e-3, atol=1e-7)
+    assert large_eps.max() > 3 * large_eps.min()  # steps as unequal as the errors
+
+
 def test_the_soft_head_needs_the_frozen_trunk_in_one_sentence():
     with pytest.raises(HFModelError, match="needs hf.train_layers"):
         HFQNetwork(QNetConfig(q_head="soft", soft_beta=0.1), lm=tiny_lm("llama"))
