@@ -87,7 +87,7 @@ class HFConfig:
     token_bias_lr: float = 0.0  # learning rate of hf.token_bias; 0 = head_lr (or learner.lr)
     # Adam's epsilon for hf.token_bias; 0 = the optimizer's own (1e-8). A token's bias gets a gradient only where
     # that token was taken, so with a tiny epsilon Adam's per-parameter scaling turns one occurrence into a step of
-    # about 30 x token_bias_lr whatever the size or the noise of its TD error. An epsilon well above the gradients'
+    # 12 to 31 x token_bias_lr whatever the size or the noise of its TD error. An epsilon well above the gradients'
     # size makes the step token_bias_lr / eps times the gradient (with momentum): consistent errors add up, noisy
     # ones cancel (a large epsilon steadies DQN's Adam likewise: Hessel et al. 2018).
     token_bias_eps: float = 0.0
