@@ -77,15 +77,16 @@ def grpo_reward(task: str):
     return getattr(module, EXAMPLES[task])
 
 
-def tokenq_config(model: str, task: str, seconds: float):
+def tokenq_config(model: str, task: str, seconds: float, extra: list[str] = ()):
+    """tokenq's config and overrides for a task: the lipogram preset, the task's settings, then `extra`."""
     from tokenq.config import load_config
 
     overrides = [f"init.from_hf={model}", f"train.max_seconds={seconds}", *TASKS[task]]
-    cfg = load_config("lipogram", overrides)
     if task in EXAMPLES:  # n-step targets as long as an episode, since a sequence-level score arrives at the last
         # token only: each target reaches the first token at once, exact off-policy with the soft backup's KL cost
-        overrides.append(f"learner.n_step={cfg.task.max_length}")
-        cfg = load_config("lipogram", overrides)
+        overrides.append(f"learner.n_step={load_config('lipogram', overrides).task.max_length}")
+    overrides += extra
+    cfg = load_config("lipogram", overrides)
     return cfg, overrides
 
 
@@ -150,7 +151,7 @@ def run_grpo(args) -> None:
     torch.manual_seed(0)
     out = Path(args.out) / "grpo"
     out.mkdir(parents=True, exist_ok=True)
-    cfg, _ = tokenq_config(args.model, args.task, args.minutes * 60)
+    cfg, _ = tokenq_config(args.model, args.task, args.minutes * 60, args.set)
     records = read_prompt_records(Path(cfg.task.prompts_file))
     rows = [
         {"prompt": r.prompt if isinstance(r.prompt, list) else [{"role": "user", "content": r.prompt}], **r.columns}
@@ -221,6 +222,7 @@ def main() -> None:
     p.add_argument("--grpo-beta", type=float, default=0.04, help="GRPO's KL coefficient")
     p.add_argument("--out", default="vs_grpo")
     p.add_argument("--only", choices=("grpo", "tokenq"), help="run one side (the other's results are kept)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="tokenq settings beyond the task's")
     p.add_argument("--grpo-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     try:
@@ -236,7 +238,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg, overrides = tokenq_config(args.model, args.task, args.minutes * 60)
+    cfg, overrides = tokenq_config(args.model, args.task, args.minutes * 60, args.set)
     if args.only != "tokenq":  # GRPO in its own process, so that its memory and threads are gone before tokenq
         subprocess.run([sys.executable, __file__, *sys.argv[1:], "--grpo-child"], check=True)
     if args.only != "grpo":

@@ -94,3 +94,12 @@ def test_grpo_gets_the_lipogram_rule_as_one_sequence_score():
         ["p"] * 3, ["a cat sat on a warm rug today", "a cat sat on the rug today", "a cat sat"]
     )
     assert scores == [2.0, -1 / 7, -1.0]
+
+
+def test_vs_grpo_gives_tokenq_the_task_s_settings_then_the_user_s():
+    vs_grpo = load_vs_grpo()
+    cfg, overrides = vs_grpo.tokenq_config("model", "first_word", 60, ["learner.lr=0.0005", "learner.n_step=6"])
+    assert overrides[-3:] == ["learner.n_step=24", "learner.lr=0.0005", "learner.n_step=6"]
+    assert (cfg.learner.lr, cfg.learner.n_step, cfg.hf.token_bias, cfg.task.name) == (0.0005, 6, False, "custom")
+    cfg, _ = vs_grpo.tokenq_config("model", "lipogram", 60)
+    assert (cfg.learner.n_step, cfg.hf.token_bias, cfg.task.name) == (4, True, "lipogram")
