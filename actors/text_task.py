@@ -2,8 +2,8 @@
 
 A task is a list of reward parts summed per token, and prompts made from a corpus's content words:
 - `EndOfText`: `eos_reward` for ending with EOS.
-- `MinWords`: ending before `min_words` words costs `penalty` (twice the EOS reward: ending early then costs what
-  ending later pays); succeeds with at least `min_words` words.
+- `MinWords`: an answer that ends, with EOS or at the step limit, with fewer than `min_words` words costs `penalty`;
+  succeeds with at least `min_words` words.
 - `KeywordHits`: `keyword_reward` the first time each prompt keyword appears as a whole word (at the token that
   shows it whole: its own with whole-word tokens, the next one with subwords); succeeds when every keyword appears
   and the text ended.
@@ -186,7 +186,10 @@ class MinWords(RewardPart):
     penalty: float
 
     def rewards(self, ep):
-        return -self.penalty * (ep.eos & (ep.word_counts < self.min_words)[:, None])
+        # charged where the answer ends: its EOS, or its last token at the step limit (an answer that never ends,
+        # "1111...", is no cheaper than one that stops)
+        full = ep.last & (ep.lengths >= ep.task.max_steps)[:, None]
+        return -self.penalty * ((ep.eos | full) & (ep.word_counts < self.min_words)[:, None])
 
     def success(self, ep):
         return ep.word_counts >= self.min_words
@@ -463,9 +466,9 @@ def text_task(
     sequence-level reward functions, added to any of them (`custom` has nothing else).
 
     `lipogram` pays for a success, never for stopping: each token holding a banned letter costs `banned_reward`,
-    a success (at least `min_words` words, no banned letter) earns `eos_reward` at its last token, and ending with
-    EOS before `min_words` words costs what `max_length` banned tokens would, so no shorter answer is cheaper than
-    a longer one."""
+    a success (at least `min_words` words, no banned letter) earns `eos_reward` at its last token, and an answer
+    that ends (with EOS, or at the step limit) with fewer than `min_words` words costs what `max_length` banned
+    tokens would, so neither a shorter answer nor one that never ends is cheaper than a sentence."""
     if name not in TEXT_TASKS and reward_fn is None:
         raise TaskError(f"unknown text task {name!r}; choose one of {', '.join(TEXT_TASKS)} or give module:function")
     if name == "custom" and sequence_reward is None:

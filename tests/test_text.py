@@ -133,3 +133,9 @@ def test_lipogram_is_the_same_composition_on_the_word_tokenizer():
     assert task.success(np.repeat(prompts, 2, 0), both, np.array([5, 4])).tolist() == [True, False]
     m = task.text_metrics(np.repeat(prompts, 2, 0), both, np.array([5, 4]))
     assert m["constraint_success"] == 0.5 and m["mean_words"] == 3.5
+    # an answer cut off at the step limit with too few words pays as an early EOS does ("1111..." is no way out),
+    # charged at its last step only: the per-step rewards of the steps before it have nothing to charge
+    short = text_task("lipogram", tok, None, ["dog", "cat"], max_length=3, banned_reward=-1.0, eos_reward=1.0)
+    cut = np.array([[5, 7, 5]])  # a dog a: 3 words of min_words 4, no "e", no EOS
+    assert short.episode_rewards(prompts, cut, np.array([3]))[0].tolist() == [0, 0, -3.0]
+    assert [short.rewards(prompts, cut, t)[0] for t in range(3)] == [0, 0, -3.0]
