@@ -1,6 +1,6 @@
 """A sequence-level task in TRL's reward-function signature: one sentence about a topic that begins with the topic's
 own word ("Write one sentence about a hospital that begins with the word "Hospital"."). SmolLM2-135M-Instruct opens
-almost every answer with "The" or "A" whatever the prompt asks (held-out greedy success 0.000), and about one
+almost every answer with "The" or "A" whatever the prompt asks (held-out greedy success 0.005), and about one
 sampled answer in twenty opens with the word, often enough for a learner to find what pays. It needs the prompt:
 no token preference that holds in every state passes it.
 
