@@ -4,7 +4,7 @@ almost every answer with "The" or "A" whatever the prompt asks (held-out greedy 
 sampled answer in twenty opens with the word, often enough for a learner to find what pays. It needs the prompt:
 no token preference that holds in every state passes it.
 
-    tokenq train --config lipogram init.from_hf=smollm2 task.name=custom learner.n_step=24 \
+    tokenq train --config lipogram init.from_hf=smollm2 task.name=custom learner.n_step=24 hf.token_bias=false \
         task.reward_fn=examples.first_word.reward:first_word task.prompt_len=64 \
         task.prompts_file=examples/first_word/train.jsonl task.eval_prompts_file=examples/first_word/eval.jsonl
 
@@ -29,7 +29,7 @@ def opens_with(text: str, topic: str) -> bool:
 
 def first_word(prompts, completions, topic=None, **kwargs) -> list[float]:
     """1 for a completion of at least 6 words whose first word is its topic; otherwise 0, minus 1 under 6 words.
-    Without a `topic` column the topic is the last word of the prompt's quoted word."""
+    Without a `topic` column the topic is the prompt's last quoted word."""
     scores = []
     for i, completion in enumerate(completions):
         text = completion if isinstance(completion, str) else completion[-1]["content"]
